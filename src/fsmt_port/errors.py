@@ -1,0 +1,37 @@
+"""Exceptions for everything a user can cause.
+
+Each message is one line that says what was expected, what arrived (file, key,
+line) and what to do. CLIs print ``str(err)`` and exit non-zero; no traceback.
+"""
+
+
+class FSMTPortError(Exception):
+    """Base class: a problem with the user's input, not a bug in fsmt_port."""
+
+
+class CheckpointError(FSMTPortError):
+    """A fairseq checkpoint cannot be read, or is not a transformer we support."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """A checkpoint's pickle asks for code outside the safe allow-list."""
+
+
+class DictionaryFormatError(FSMTPortError, ValueError):
+    """A ``dict.*.txt`` or ``bpecodes`` line does not have the expected format."""
+
+
+class ConfigError(FSMTPortError, ValueError):
+    """A config field or a command-line option has an unusable value."""
+
+
+class InputError(FSMTPortError, ValueError):
+    """Text or files given for translation/evaluation cannot be used as they are."""
+
+
+class OutputExistsError(FSMTPortError, FileExistsError):
+    """An output already exists and ``--force`` was not given."""
+
+
+class MissingFileError(FSMTPortError, FileNotFoundError):
+    """A file the model folder / fairseq archive must contain is not there."""

@@ -1,0 +1,61 @@
+"""Several models decoding as one: fairseq's ``EnsembleModel``.
+
+Each model keeps its own encoder output and cache. Per step the log-probs are
+combined as ``logsumexp_i(lprobs_i) - log(N)``, the log of the averaged
+probabilities; a single model's log-softmax is used as it is.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import ConfigError
+
+
+class EnsembleDecoder:
+    def __init__(self, models: list) -> None:
+        if not models:
+            raise ConfigError("an ensemble needs at least one model")
+        first = models[0].config
+        for index, model in enumerate(models[1:], start=1):
+            cfg = model.config
+            if (cfg.src_vocab_size, cfg.tgt_vocab_size) != (first.src_vocab_size, first.tgt_vocab_size):
+                raise ConfigError(
+                    f"ensemble member {index} has vocabularies {cfg.src_vocab_size}/{cfg.tgt_vocab_size}, "
+                    f"member 0 has {first.src_vocab_size}/{first.tgt_vocab_size}; ensembles need the same ones")
+        self.models = models
+        self.caches: list = []
+        self.vocab_size = first.tgt_vocab_size
+
+    @property
+    def max_target_positions(self) -> int:
+        return min(m.config.max_target_positions for m in self.models)
+
+    @property
+    def max_source_positions(self) -> int:
+        return min(m.config.max_source_positions for m in self.models)
+
+    def start(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, beam: int) -> None:
+        """Encode once per model; cross-attention K/V are kept per sentence, not per beam."""
+        self.caches = []
+        for model in self.models:
+            encoder_out = model.encode(input_ids, attention_mask)
+            self.caches.append(model.model.decoder.start(encoder_out, group=beam))
+
+    def step(self, last_tokens: torch.Tensor) -> torch.Tensor:
+        """last_tokens: (rows, 1) -> float32 log-probs (rows, V) for the next token."""
+        all_lprobs = []
+        for model, cache in zip(self.models, self.caches):
+            decoder = model.model.decoder
+            logits = decoder.logits(decoder(last_tokens, cache)[:, -1, :])
+            all_lprobs.append(F.log_softmax(logits.float(), dim=-1))
+        if len(all_lprobs) == 1:
+            return all_lprobs[0]
+        return torch.logsumexp(torch.stack(all_lprobs, dim=0), dim=0) - math.log(len(all_lprobs))
+
+    def reorder(self, rows: torch.Tensor, sentences: torch.Tensor | None) -> None:
+        for cache in self.caches:
+            cache.reorder(rows, sentences)

@@ -1,0 +1,242 @@
+"""fairseq's ``SequenceGenerator`` beam search, rebuilt around ``EnsembleDecoder``.
+
+Semantics (identical to fairseq 0.12 unless noted):
+
+* Decoding starts from ``</s>``; at every step the log-probs are float32
+  log-softmax (ensembles: log of averaged probabilities), then ``<pad>`` is set
+  to -inf, ``unk_penalty`` is subtracted from ``<unk>``, all tokens but ``</s>``
+  are -inf once ``step >= max_len``, ``</s>`` is -inf while ``step < min_len``,
+  and repeated n-grams are banned (fairseq's intended rule, see ``ngram.py``).
+* ``max_len = min(int(max_len_a * src_len + max_len_b), max_target_positions - 1)``.
+  fairseq uses the batch's padded source length; we use each sentence's own
+  length so results never depend on batch composition (identical when
+  ``max_len_a == 0``, the default).
+* Each step proposes ``2 * num_beams`` candidates (``search.BeamSearch``).
+  A candidate ending in ``</s>`` among the top ``num_beams`` is finalized with
+  ``score = cumulative / (step + 1) ** length_penalty`` (the ``</s>`` counts in
+  the length); the best ``num_beams`` live candidates continue.
+* ``early_stopping=True`` (fairseq's behaviour): a sentence is done once
+  ``num_beams`` hypotheses are final or ``max_len`` is reached.
+  ``early_stopping=False`` (fairseq <= 0.9 ``--no-early-stop``): keep searching
+  until no live hypothesis can beat the worst kept one, bounding its final score
+  by ``cumulative / max_len ** length_penalty``; better late finishers replace
+  the worst kept hypothesis.
+* Finished sentences leave the batch; their rows leave every cache.
+* Hypotheses are sorted by score, descending (``torch.sort``, as fairseq).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from ..errors import ConfigError, InputError
+from ..generation_config import GenerationConfig
+from .ensemble import EnsembleDecoder
+from .ngram import block_repeated_ngrams
+from .search import BeamSearch
+
+
+@dataclass
+class Hypothesis:
+    tokens: torch.Tensor  # generated ids, ending with </s>, without the start token
+    score: float  # cumulative log-prob / len(tokens) ** length_penalty
+    positional_scores: torch.Tensor  # per token, incl. </s>
+
+
+@dataclass
+class GenerateOutput:
+    sequences: torch.Tensor  # (B * num_return_sequences, L): </s> + tokens, padded with <pad>
+    hypotheses: list[list[Hypothesis]] = field(default_factory=list)  # per sentence, all finalized
+
+
+class SequenceGenerator:
+    def __init__(self, models: list, config: GenerationConfig, pad: int = 1, eos: int = 2, unk: int = 3) -> None:
+        self.decoder = EnsembleDecoder(models)
+        self.config = config
+        self.pad, self.eos, self.unk = pad, eos, unk
+        self.search = BeamSearch(self.decoder.vocab_size)
+
+    def max_lengths(self, src_lengths: torch.Tensor) -> torch.Tensor:
+        cfg = self.config
+        limit = self.decoder.max_target_positions - 1
+        lengths = [min(int(cfg.max_len_a * int(n) + cfg.max_len_b), limit) for n in src_lengths.tolist()]
+        if any(cfg.min_len > n for n in lengths):
+            raise ConfigError(f"min_len={cfg.min_len} exceeds the maximum output length {min(lengths)} "
+                              "(max_len_a * src_len + max_len_b); lower min_len or raise max_len_b")
+        return torch.tensor(lengths, dtype=torch.long)
+
+    @torch.inference_mode()
+    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                 ) -> list[list[Hypothesis]]:
+        """input_ids: (B, S) source ids ending in </s>, left- or right-padded with <pad>."""
+        if input_ids.dim() != 2 or input_ids.size(0) == 0:
+            raise InputError(f"input_ids must be a non-empty (batch, length) tensor, got shape {tuple(input_ids.shape)}")
+        real = input_ids.ne(self.pad) if attention_mask is None else attention_mask.bool() & input_ids.ne(self.pad)
+        src_lengths = real.sum(dim=1)
+        if bool((src_lengths == 0).any()):
+            row = int((src_lengths == 0).nonzero()[0])
+            raise InputError(f"input row {row} has no tokens; an empty sentence is encoded as [</s>] (id 2)")
+        longest = int(src_lengths.max())
+        if longest > self.decoder.max_source_positions:
+            row = int(src_lengths.argmax())
+            raise InputError(f"input row {row} has {longest} tokens, more than the model's "
+                             f"max_source_positions={self.decoder.max_source_positions}; truncate it")
+        cfg = self.config
+        beam = cfg.num_beams
+        bsz = input_ids.size(0)
+        max_lens = self.max_lengths(src_lengths).to(input_ids.device)
+        max_len = int(max_lens.max())
+        device = input_ids.device
+
+        self.decoder.start(input_ids, attention_mask, beam)
+        vocab = self.decoder.vocab_size
+        scores = torch.zeros(bsz * beam, max_len + 1, device=device)
+        tokens = torch.full((bsz * beam, max_len + 2), self.pad, dtype=torch.long, device=device)
+        tokens[:, 0] = self.eos
+        cands_to_ignore = torch.zeros(bsz, beam, dtype=torch.bool, device=device)
+        finalized: list[list[dict]] = [[] for _ in range(bsz)]
+        finished = [False] * bsz
+        remaining = bsz
+        cand_size = 2 * beam
+        bbsz_offsets = (torch.arange(bsz, device=device) * beam).unsqueeze(1)
+        cand_offsets = torch.arange(cand_size, device=device)
+        sent_ids = torch.arange(bsz, device=device)  # original index of each live sentence
+        row_max_lens = max_lens.repeat_interleave(beam)
+        uniform_max_len = bool((max_lens == max_len).all())
+
+        for step in range(max_len + 1):
+            lprobs = self.decoder.step(tokens[:, step: step + 1])
+            lprobs.nan_to_num_(nan=-math.inf, posinf=math.inf, neginf=-math.inf)
+            lprobs[:, self.pad] = -math.inf
+            if cfg.unk_penalty:
+                lprobs[:, self.unk] -= cfg.unk_penalty
+            if uniform_max_len:
+                if step >= max_len:
+                    lprobs[:, : self.eos] = -math.inf
+                    lprobs[:, self.eos + 1:] = -math.inf
+            else:
+                at_limit = row_max_lens <= step
+                if bool(at_limit.any()):
+                    eos_column = lprobs[:, self.eos].clone()
+                    lprobs[at_limit] = -math.inf
+                    lprobs[:, self.eos] = eos_column
+            if step < cfg.min_len:
+                lprobs[:, self.eos] = -math.inf
+            if cfg.no_repeat_ngram_size:
+                block_repeated_ngrams(tokens, lprobs, step, cfg.no_repeat_ngram_size)
+
+            cand_scores, cand_indices, cand_beams = self.search.step(
+                step, lprobs.view(bsz, -1, vocab), scores.view(bsz, beam, -1)[:, :, :step])
+            cand_bbsz_idx = cand_beams + bbsz_offsets
+            eos_mask = cand_indices.eq(self.eos) & cand_scores.ne(-math.inf)
+            eos_mask[:, :beam][cands_to_ignore] = False
+            eos_bbsz_idx = torch.masked_select(cand_bbsz_idx[:, :beam], mask=eos_mask[:, :beam])
+
+            finalized_sents: list[int] = []
+            if eos_bbsz_idx.numel() > 0:
+                eos_scores = torch.masked_select(cand_scores[:, :beam], mask=eos_mask[:, :beam])
+                finalized_sents = self._finalize(step, eos_bbsz_idx, eos_scores, tokens, scores, finalized,
+                                                 finished, sent_ids, max_lens, cand_scores, eos_mask)
+                remaining -= len(finalized_sents)
+            if remaining == 0:
+                break
+            if step >= max_len:  # cannot happen: every sentence finishes at its max_len
+                raise RuntimeError("beam search ran past max_len")
+
+            rows_from = cand_bbsz_idx  # rows of the caches as they are now
+            if finalized_sents:
+                new_bsz = bsz - len(finalized_sents)
+                keep = torch.ones(bsz, dtype=torch.bool, device=device)
+                keep[finalized_sents] = False
+                batch_idxs = torch.arange(bsz, device=device).masked_select(keep)
+                eos_mask = eos_mask[batch_idxs]
+                cand_beams = cand_beams[batch_idxs]
+                rows_from = rows_from[batch_idxs]
+                bbsz_offsets = bbsz_offsets[:new_bsz]
+                cand_bbsz_idx = cand_beams + bbsz_offsets
+                cand_scores = cand_scores[batch_idxs]
+                cand_indices = cand_indices[batch_idxs]
+                cands_to_ignore = cands_to_ignore[batch_idxs]
+                scores = scores.view(bsz, -1)[batch_idxs].view(new_bsz * beam, -1)
+                tokens = tokens.view(bsz, -1)[batch_idxs].view(new_bsz * beam, -1)
+                sent_ids = sent_ids[batch_idxs]
+                max_lens = max_lens[batch_idxs]
+                row_max_lens = max_lens.repeat_interleave(beam)
+                bsz = new_bsz
+            else:
+                batch_idxs = None
+
+            # Live candidates sort before finalized/ignored ones (+cand_size); keep the best `beam`.
+            eos_mask[:, :beam] = ~((~cands_to_ignore) & (~eos_mask[:, :beam]))
+            active_mask = eos_mask.to(cand_offsets.dtype) * cand_size + cand_offsets[: eos_mask.size(1)]
+            new_cands_to_ignore, active_hypos = torch.topk(active_mask, k=beam, dim=1, largest=False)
+            cands_to_ignore = new_cands_to_ignore.ge(cand_size)[:, :beam]
+
+            active_bbsz_idx = torch.gather(cand_bbsz_idx, 1, active_hypos).view(-1)
+            active_scores = torch.gather(cand_scores, 1, active_hypos)
+            tokens[:, : step + 1] = torch.index_select(tokens[:, : step + 1], 0, active_bbsz_idx)
+            tokens.view(bsz, beam, -1)[:, :, step + 1] = torch.gather(cand_indices, 1, active_hypos)
+            if step > 0:
+                scores[:, :step] = torch.index_select(scores[:, :step], 0, active_bbsz_idx)
+            scores.view(bsz, beam, -1)[:, :, step] = active_scores
+            self.decoder.reorder(torch.gather(rows_from, 1, active_hypos).view(-1), batch_idxs)
+
+        return [self._sorted(hypos) for hypos in finalized]
+
+    def _finalize(self, step: int, bbsz_idx: torch.Tensor, eos_scores: torch.Tensor, tokens: torch.Tensor,
+                  scores: torch.Tensor, finalized: list, finished: list, sent_ids: torch.Tensor,
+                  max_lens: torch.Tensor, cand_scores: torch.Tensor, eos_mask: torch.Tensor) -> list[int]:
+        """Store hypotheses ending in </s> now; return the live-batch indices of sentences now done."""
+        beam = self.config.num_beams
+        tokens_clone = tokens.index_select(0, bbsz_idx)[:, 1: step + 2]
+        tokens_clone[:, step] = self.eos
+        pos_scores = scores.index_select(0, bbsz_idx)[:, : step + 1]
+        pos_scores[:, step] = eos_scores
+        pos_scores[:, 1:] = pos_scores[:, 1:] - pos_scores[:, :-1]
+        norm_scores = eos_scores / (step + 1) ** self.config.length_penalty
+
+        live_idx = torch.div(bbsz_idx, beam, rounding_mode="trunc")
+        live_list = live_idx.tolist()
+        sent_list = sent_ids[live_idx].tolist()
+        score_list = norm_scores.tolist()
+        for i, sent in enumerate(sent_list):
+            hypo = {"tokens": tokens_clone[i], "score": score_list[i], "positional_scores": pos_scores[i]}
+            kept = finalized[sent]
+            if len(kept) < beam:
+                kept.append(hypo)
+            elif not self.config.early_stopping:
+                worst = min(range(beam), key=lambda j: kept[j]["score"])
+                if hypo["score"] > kept[worst]["score"]:
+                    kept[worst] = hypo
+
+        newly_finished: list[int] = []
+        for live, sent in sorted(set(zip(live_list, sent_list)), key=lambda pair: pair[1]):
+            if finished[sent]:
+                continue
+            if self._is_finished(step, live, sent, finalized, max_lens, cand_scores, eos_mask):
+                finished[sent] = True
+                newly_finished.append(live)
+        return newly_finished
+
+    def _is_finished(self, step: int, live: int, sent: int, finalized: list, max_lens: torch.Tensor,
+                     cand_scores: torch.Tensor, eos_mask: torch.Tensor) -> bool:
+        beam = self.config.num_beams
+        if step == int(max_lens[live]):
+            return True
+        if len(finalized[sent]) < beam:
+            return False
+        if self.config.early_stopping:
+            return True
+        live_scores = cand_scores[live][~eos_mask[live]]
+        if live_scores.numel() == 0:
+            return True
+        best_possible = float(live_scores.max()) / int(max_lens[live]) ** self.config.length_penalty
+        return min(h["score"] for h in finalized[sent]) >= best_possible
+
+    @staticmethod
+    def _sorted(hypos: list[dict]) -> list[Hypothesis]:
+        order = torch.sort(torch.tensor([h["score"] for h in hypos]), descending=True)[1].tolist()
+        return [Hypothesis(hypos[i]["tokens"], hypos[i]["score"], hypos[i]["positional_scores"]) for i in order]

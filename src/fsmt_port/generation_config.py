@@ -1,0 +1,77 @@
+"""Decoding settings, kept apart from the architecture (``generation_config.json``).
+
+HF names map to fairseq's: ``num_beams``=beam, ``length_penalty``=lenpen,
+``num_return_sequences``=nbest, ``unk_penalty``=unkpen, ``min_len``,
+``max_len_a``/``max_len_b``, ``no_repeat_ngram_size``; ``early_stopping=True``
+is fairseq's (only) behaviour. See docs in ``generation/beam_search.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    num_beams: int = 5
+    length_penalty: float = 1.0
+    num_return_sequences: int = 1
+    early_stopping: bool = True
+    no_repeat_ngram_size: int = 0
+    max_len_a: float = 0.0
+    max_len_b: int = 200
+    min_len: int = 1
+    unk_penalty: float = 0.0
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.num_beams >= 1, "num_beams must be >= 1"),
+            (1 <= self.num_return_sequences <= self.num_beams, "num_return_sequences must be between 1 and num_beams"),
+            (self.no_repeat_ngram_size >= 0, "no_repeat_ngram_size must be >= 0"),
+            (self.min_len >= 0, "min_len must be >= 0"),
+            (self.max_len_b >= 0 and self.max_len_a >= 0, "max_len_a and max_len_b must be >= 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"invalid generation config: {message} (got {self})")
+
+    def update(self, **kwargs) -> "GenerationConfig":
+        known = {f.name for f in fields(self)}
+        unknown = sorted(k for k in kwargs if k not in known)
+        if unknown:
+            raise ConfigError(f"unknown generation argument(s) {unknown}; expected some of {sorted(known)}")
+        return replace(self, **{k: v for k, v in kwargs.items() if v is not None})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "GenerationConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def from_pretrained(cls, model_dir: str | Path) -> "GenerationConfig":
+        path = Path(model_dir) / "generation_config.json"
+        if not path.is_file():
+            return cls()
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{path}: invalid JSON ({err})") from None
+        if "num_beams" not in data and "beam" in data:  # fairseq-style keys
+            data["num_beams"] = data["beam"]
+        return cls.from_dict(data)
+
+    def to_file_dict(self, provenance: dict | None = None, special: dict | None = None) -> dict:
+        """What ``generation_config.json`` holds: ours plus the HF keys transformers reads."""
+        data = self.to_dict()
+        data.update(special or {})
+        data["max_length"] = self.max_len_b
+        if provenance:
+            data["fsmt_port_provenance"] = provenance
+        return data

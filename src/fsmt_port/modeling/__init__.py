@@ -1,0 +1,1 @@
+"""The encoder-decoder transformer, laid out like fairseq's (and transformers' FSMT)."""

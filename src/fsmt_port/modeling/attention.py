@@ -1,0 +1,67 @@
+"""Multi-head attention through ``scaled_dot_product_attention``.
+
+Self-attention uses one fused q/k/v projection; cross-attention projects the
+encoder output to keys/values once per source sentence (``project_memory``) and
+shares them across that sentence's beams by folding the beams into the query
+length, so beams never copy encoder keys/values (fairseq's "beamable mm").
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """(B, T, H*hd) -> (B, H, T, hd)."""
+    batch, length, dim = x.shape
+    return x.view(batch, length, heads, dim // heads).transpose(1, 2)
+
+
+def _merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(B, H, T, hd) -> (B, T, H*hd)."""
+    batch, heads, length, head_dim = x.shape
+    return x.transpose(1, 2).reshape(batch, length, heads * head_dim)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.qkv_proj = nn.Linear(dim, 3 * dim)  # rows: q, k, v (fairseq in_proj order)
+        self.out_proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None, causal: bool = False,
+                cache=None, layer: int = 0) -> torch.Tensor:
+        """x: (B, T, D). key_mask: (B, 1, 1, T) bool, True = attend. cache: decoder KV cache."""
+        q, k, v = self.qkv_proj(x).chunk(3, dim=-1)
+        q, k, v = (_split_heads(t, self.heads) for t in (q, k, v))
+        if cache is not None:
+            k, v = cache.append_self(layer, k, v)
+            causal = causal and q.size(2) > 1
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, is_causal=causal and q.size(2) > 1)
+        return self.out_proj(_merge_heads(out))
+
+
+class CrossAttention(nn.Module):
+    def __init__(self, dim: int, memory_dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.q_proj = nn.Linear(dim, dim)
+        self.kv_proj = nn.Linear(memory_dim, 2 * dim)  # rows: k, v
+        self.out_proj = nn.Linear(dim, dim)
+
+    def project_memory(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder output (S_batch, S, E) -> keys, values (S_batch, H, S, hd), once per sentence."""
+        k, v = self.kv_proj(memory).chunk(2, dim=-1)
+        return _split_heads(k.contiguous(), self.heads), _split_heads(v.contiguous(), self.heads)
+
+    def forward(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                memory_mask: torch.Tensor | None) -> torch.Tensor:
+        """x: (S_batch*group, T, D) with each sentence's rows contiguous; k, v: (S_batch, H, S, hd)."""
+        rows, length, dim = x.shape
+        sentences = k.size(0)
+        q = self.q_proj(x).view(sentences, (rows // sentences) * length, dim)
+        out = F.scaled_dot_product_attention(_split_heads(q, self.heads), k, v, attn_mask=memory_mask)
+        return self.out_proj(_merge_heads(out).view(rows, length, dim))

@@ -1,0 +1,89 @@
+"""Encoder and decoder layers: fairseq's post-norm or pre-norm residual blocks."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .attention import CrossAttention, SelfAttention
+
+
+def _gelu_accurate(x: torch.Tensor) -> torch.Tensor:
+    return F.gelu(x, approximate="tanh")
+
+
+def _relu_squared(x: torch.Tensor) -> torch.Tensor:
+    return F.relu(x).pow(2)
+
+
+ACTIVATIONS = {
+    "relu": F.relu,
+    "gelu": F.gelu,
+    "gelu_accurate": _gelu_accurate,
+    "gelu_fast": _gelu_accurate,
+    "tanh": torch.tanh,
+    "linear": lambda x: x,
+    "swish": F.silu,
+    "relu_squared": _relu_squared,
+}
+
+
+class EncoderLayer(nn.Module):
+    def __init__(self, dim: int, ffn_dim: int, heads: int, activation: str, normalize_before: bool,
+                 eps: float) -> None:
+        super().__init__()
+        self.normalize_before = normalize_before
+        self.self_attn = SelfAttention(dim, heads)
+        self.self_attn_layer_norm = nn.LayerNorm(dim, eps=eps)
+        self.fc1 = nn.Linear(dim, ffn_dim)
+        self.fc2 = nn.Linear(ffn_dim, dim)
+        self.activation = ACTIVATIONS[activation]
+        self.final_layer_norm = nn.LayerNorm(dim, eps=eps)
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
+        x = _residual(x, self.self_attn_layer_norm, self.normalize_before,
+                      lambda h: self.self_attn(h, key_mask=key_mask))
+        return _residual(x, self.final_layer_norm, self.normalize_before, self.ffn)
+
+    def ffn(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.activation(self.fc1(x)))
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, dim: int, memory_dim: int, ffn_dim: int, heads: int, activation: str,
+                 normalize_before: bool, eps: float) -> None:
+        super().__init__()
+        self.normalize_before = normalize_before
+        self.self_attn = SelfAttention(dim, heads)
+        self.self_attn_layer_norm = nn.LayerNorm(dim, eps=eps)
+        self.encoder_attn = CrossAttention(dim, memory_dim, heads)
+        self.encoder_attn_layer_norm = nn.LayerNorm(dim, eps=eps)
+        self.fc1 = nn.Linear(dim, ffn_dim)
+        self.fc2 = nn.Linear(ffn_dim, dim)
+        self.activation = ACTIVATIONS[activation]
+        self.final_layer_norm = nn.LayerNorm(dim, eps=eps)
+
+    def forward(self, x: torch.Tensor, memory_k: torch.Tensor, memory_v: torch.Tensor,
+                memory_mask: torch.Tensor | None, cache, layer: int) -> torch.Tensor:
+        x = _residual(x, self.self_attn_layer_norm, self.normalize_before,
+                      lambda h: self.self_attn(h, causal=True, cache=cache, layer=layer))
+        x = _residual(x, self.encoder_attn_layer_norm, self.normalize_before,
+                      lambda h: self.encoder_attn(h, memory_k, memory_v, memory_mask))
+        return _residual(x, self.final_layer_norm, self.normalize_before, self.ffn)
+
+    def ffn(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.activation(self.fc1(x)))
+
+
+def _residual(x: torch.Tensor, norm: nn.LayerNorm, normalize_before: bool, block) -> torch.Tensor:
+    """fairseq's block: pre-norm ``x + f(LN(x))`` or post-norm ``LN(x + f(x))``."""
+    if normalize_before:
+        return x + block(norm(x))
+    return norm(x + block(x))
+
+
+def embed_scale(dim: int, scale_embedding: bool) -> float:
+    return math.sqrt(dim) if scale_embedding else 1.0

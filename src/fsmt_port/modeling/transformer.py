@@ -1,0 +1,128 @@
+"""fairseq's transformer encoder and decoder (``TransformerEncoder``/``TransformerDecoder``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..configuration import FSMTConfig
+from .cache import DecoderCache
+from .layers import DecoderLayer, EncoderLayer, embed_scale
+from .positions import build_positions, make_positions
+
+
+@dataclass
+class EncoderOutput:
+    hidden: torch.Tensor  # (B, S, E)
+    padding_mask: torch.Tensor  # (B, S) bool, True at <pad>
+
+
+def _attend_mask(padding_mask: torch.Tensor) -> torch.Tensor | None:
+    """(B, S) True-at-pad -> SDPA's (B, 1, 1, S) True-to-attend, or None without padding."""
+    if not bool(padding_mask.any()):
+        return None
+    return (~padding_mask)[:, None, None, :]
+
+
+class Encoder(nn.Module):
+    def __init__(self, config: FSMTConfig) -> None:
+        super().__init__()
+        dim = config.encoder_embed_dim
+        self.padding_idx = config.pad_token_id
+        self.embed_tokens = nn.Embedding(config.src_vocab_size, dim, padding_idx=config.pad_token_id)
+        self.embed_scale = embed_scale(dim, config.scale_embedding)
+        self.embed_positions = None if config.no_token_positional_embeddings else build_positions(
+            config.encoder_learned_pos, config.max_source_positions, dim, config.pad_token_id)
+        self.layernorm_embedding = nn.LayerNorm(dim, eps=config.layer_norm_eps) if config.layernorm_embedding else None
+        self.layers = nn.ModuleList(
+            EncoderLayer(dim, config.encoder_ffn_dim, config.encoder_attention_heads, config.activation_function,
+                         config.encoder_normalize_before, config.layer_norm_eps)
+            for _ in range(config.encoder_layers))
+        self.layer_norm = nn.LayerNorm(dim, eps=config.layer_norm_eps) if config.encoder_final_layer_norm else None
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> EncoderOutput:
+        padding_mask = input_ids.eq(self.padding_idx)
+        if attention_mask is not None:
+            padding_mask = padding_mask | attention_mask.eq(0)
+        x = self.embed_scale * self.embed_tokens(input_ids)
+        if self.embed_positions is not None:
+            x = x + self.embed_positions.lookup(make_positions(input_ids, self.padding_idx))
+        if self.layernorm_embedding is not None:
+            x = self.layernorm_embedding(x)
+        key_mask = _attend_mask(padding_mask)
+        for layer in self.layers:
+            x = layer(x, key_mask)
+        if self.layer_norm is not None:
+            x = self.layer_norm(x)
+        return EncoderOutput(x, padding_mask)
+
+
+class Decoder(nn.Module):
+    def __init__(self, config: FSMTConfig) -> None:
+        super().__init__()
+        dim = config.decoder_embed_dim
+        self.padding_idx = config.pad_token_id
+        self.embed_tokens = nn.Embedding(config.tgt_vocab_size, dim, padding_idx=config.pad_token_id)
+        self.embed_scale = embed_scale(dim, config.scale_embedding)
+        self.embed_positions = None if config.no_token_positional_embeddings else build_positions(
+            config.decoder_learned_pos, config.max_target_positions, dim, config.pad_token_id)
+        self.layernorm_embedding = nn.LayerNorm(dim, eps=config.layer_norm_eps) if config.layernorm_embedding else None
+        self.layers = nn.ModuleList(
+            DecoderLayer(dim, config.encoder_embed_dim, config.decoder_ffn_dim, config.decoder_attention_heads,
+                         config.activation_function, config.decoder_normalize_before, config.layer_norm_eps)
+            for _ in range(config.decoder_layers))
+        self.layer_norm = nn.LayerNorm(dim, eps=config.layer_norm_eps) if config.decoder_final_layer_norm else None
+        self.output_projection = nn.Linear(dim, config.tgt_vocab_size, bias=False)
+
+    def start(self, encoder_out: EncoderOutput, group: int = 1) -> DecoderCache:
+        """A fresh cache: cross-attention keys/values computed once per source sentence."""
+        memory_k, memory_v = [], []
+        for layer in self.layers:
+            k, v = layer.encoder_attn.project_memory(encoder_out.hidden)
+            memory_k.append(k)
+            memory_v.append(v)
+        return DecoderCache(memory_k, memory_v, _attend_mask(encoder_out.padding_mask), group)
+
+    def forward(self, prev_tokens: torch.Tensor, cache: DecoderCache) -> torch.Tensor:
+        """prev_tokens: (rows, T) new target tokens after the ``cache.length`` cached ones.
+
+        Returns the final hidden states (rows, T, D); ``logits`` projects them.
+        """
+        x = self.embed_scale * self.embed_tokens(prev_tokens)
+        if self.embed_positions is not None:
+            if cache.length == 0:
+                positions = make_positions(prev_tokens, self.padding_idx)
+            else:  # fairseq's incremental positions: no padding inside generated prefixes
+                positions = torch.arange(prev_tokens.size(1), device=prev_tokens.device) + (
+                    self.padding_idx + 1 + cache.length)
+                positions = positions.expand_as(prev_tokens)
+            x = x + self.embed_positions.lookup(positions)
+        if self.layernorm_embedding is not None:
+            x = self.layernorm_embedding(x)
+        for index, layer in enumerate(self.layers):
+            x = layer(x, cache.memory_k[index], cache.memory_v[index], cache.memory_mask, cache, index)
+        cache.advance(prev_tokens.size(1))
+        if self.layer_norm is not None:
+            x = self.layer_norm(x)
+        return x
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.output_projection(hidden)
+
+
+class FSMTModel(nn.Module):
+    """Encoder + decoder with fairseq's weight sharing."""
+
+    def __init__(self, config: FSMTConfig) -> None:
+        super().__init__()
+        self.encoder = Encoder(config)
+        self.decoder = Decoder(config)
+        self.tie_weights(config)
+
+    def tie_weights(self, config: FSMTConfig) -> None:
+        if config.share_all_embeddings:
+            self.encoder.embed_tokens.weight = self.decoder.embed_tokens.weight
+        if config.share_all_embeddings or config.share_decoder_input_output_embed:
+            self.decoder.output_projection.weight = self.decoder.embed_tokens.weight

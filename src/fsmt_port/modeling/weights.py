@@ -1,0 +1,76 @@
+"""Between the file layout and the module layout of the weights.
+
+The file (``model.safetensors``) uses transformers' FSMT names, which are
+fairseq's names under ``model.``: separate ``q_proj``/``k_proj``/``v_proj``.
+In memory we fuse self-attention q/k/v and cross-attention k/v into one matmul
+each. These two functions are the only place that knows both layouts.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from ..configuration import FSMTConfig
+from ..errors import CheckpointError
+
+_SELF = re.compile(r"^(.*\.self_attn)\.([qkv])_proj\.(weight|bias)$")
+_CROSS = re.compile(r"^(.*\.encoder_attn)\.([kv])_proj\.(weight|bias)$")
+
+
+def file_to_module(file_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Fuse q/k/v (self) and k/v (cross) projections; everything else keeps its name."""
+    out: dict[str, torch.Tensor] = {}
+    groups: dict[str, dict[str, torch.Tensor]] = {}
+    for key, tensor in file_state.items():
+        match = _SELF.match(key) or _CROSS.match(key)
+        if match is None:
+            out[key] = tensor
+            continue
+        prefix, part, kind = match.groups()
+        fused = f"{prefix}.{'qkv' if prefix.endswith('self_attn') else 'kv'}_proj.{kind}"
+        groups.setdefault(fused, {})[part] = tensor
+    for fused, parts in groups.items():
+        order = "qkv" if ".self_attn." in fused else "kv"
+        missing = [p for p in order if p not in parts]
+        if missing:
+            base = fused.rsplit(".", 2)[0]
+            raise CheckpointError(f"weights: {base}.{missing[0]}_proj.{fused.rsplit('.', 1)[1]} is missing")
+        out[fused] = torch.cat([parts[p] for p in order], dim=0)
+    return out
+
+
+def module_to_file(module_state: dict[str, torch.Tensor], config: FSMTConfig) -> dict[str, torch.Tensor]:
+    """Split fused projections and drop tied copies transformers re-ties itself."""
+    out: dict[str, torch.Tensor] = {}
+    for key, tensor in module_state.items():
+        if ".qkv_proj." in key or ".kv_proj." in key:
+            prefix, kind = key.rsplit(".", 1)
+            base, fused = prefix.rsplit(".", 1)
+            parts = "qkv" if fused == "qkv_proj" else "kv"
+            for part, chunk in zip(parts, tensor.chunk(len(parts), dim=0)):
+                out[f"{base}.{part}_proj.{kind}"] = chunk.contiguous()
+        else:
+            out[key] = tensor.contiguous()
+    for key in tied_module_keys(config):
+        out.pop(key, None)
+    return out
+
+
+def tied_module_keys(config: FSMTConfig) -> list[str]:
+    """Keys that alias another weight and are therefore not stored in the file.
+
+    With ``share_all_embeddings`` transformers' FSMT (``tie_word_embeddings``) re-ties
+    both; with only ``share_decoder_input_output_embed`` the output projection is
+    written out, because transformers would otherwise not tie it.
+    """
+    keys = []
+    if config.share_all_embeddings:
+        keys += ["model.encoder.embed_tokens.weight", "model.decoder.output_projection.weight"]
+    return keys
+
+
+def non_persistent_ok(key: str) -> bool:
+    """File keys we accept and ignore: computed sinusoidal tables some writers store."""
+    return key.endswith("embed_positions.weight") or key.endswith("embed_positions._float_tensor")

@@ -1,0 +1,172 @@
+"""``FSMTForConditionalGeneration``: load a converted folder, run it, generate.
+
+The module tree mirrors transformers' FSMT (``model.encoder``, ``model.decoder``)
+so a converted folder is readable by both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .configuration import FSMTConfig
+from .errors import CheckpointError, ConfigError
+from .generation_config import GenerationConfig
+from .modeling.transformer import EncoderOutput, FSMTModel
+from .modeling.weights import file_to_module, module_to_file, non_persistent_ok, tied_module_keys
+
+WEIGHTS_NAME = "model.safetensors"
+LEGACY_WEIGHTS_NAME = "pytorch_model.bin"
+DTYPES = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16,
+          "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
+
+
+@dataclass
+class Seq2SeqLMOutput:
+    logits: torch.Tensor  # (B, T, V) in the HF convention: next-token scores for each position
+    encoder_last_hidden_state: torch.Tensor
+
+
+class FSMTForConditionalGeneration(nn.Module):
+    def __init__(self, config: FSMTConfig, generation_config: GenerationConfig | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.generation_config = generation_config or GenerationConfig()
+        self.model = FSMTModel(config)
+        self.eval()
+
+    # --- loading and saving --------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, model_dir: str | os.PathLike, dtype: str | torch.dtype | None = None,
+                        device: str | torch.device | None = None, trust_checkpoint: bool = False,
+                        ) -> "FSMTForConditionalGeneration":
+        """Load a folder written by ``fsmt_port.convert`` or by transformers' FSMT.
+
+        ``dtype`` (fp32/fp16/bf16) is the compute dtype; weights stored in fp16 are
+        upcast to fp32 by default, as fairseq's hub does.
+        """
+        model_dir = Path(model_dir)
+        if not model_dir.is_dir():
+            raise ConfigError(f"{model_dir}: model folder not found; convert a checkpoint first "
+                              "(python -m fsmt_port.convert --fsmt-path MODEL.pt --output-dir DIR)")
+        config = FSMTConfig.from_pretrained(model_dir)
+        model = cls(config, GenerationConfig.from_pretrained(model_dir))
+        model.load_file_state(read_weights(model_dir, trust_checkpoint), source=str(model_dir))
+        model.to(device=device, dtype=resolve_dtype(dtype))
+        return model
+
+    def load_file_state(self, file_state: dict[str, torch.Tensor], source: str) -> None:
+        """Strict load: every weight set, every shape right, nothing unexplained left over."""
+        expected = self.state_dict()
+        module_state = file_to_module({k: v for k, v in file_state.items()
+                                       if k in expected or not non_persistent_ok(k)})
+        tied = set(tied_module_keys(self.config))
+        if self.config.share_decoder_input_output_embed:
+            tied.add("model.decoder.output_projection.weight")
+        missing = [k for k in expected if k not in module_state and k not in tied]
+        unexpected = [k for k in module_state if k not in expected]
+        wrong = [f"{k}: file {tuple(module_state[k].shape)} vs model {tuple(expected[k].shape)}"
+                 for k in expected if k in module_state and module_state[k].shape != expected[k].shape]
+        problems = []
+        if missing:
+            problems.append(f"missing {len(missing)} weight(s), e.g. {missing[:3]}")
+        if unexpected:
+            problems.append(f"{len(unexpected)} unexpected weight(s), e.g. {unexpected[:3]}")
+        if wrong:
+            problems.append(f"shape mismatch: {wrong[:3]}")
+        if problems:
+            raise CheckpointError(f"{source}: weights do not fit config.json: " + "; ".join(problems)
+                                  + ". Re-convert the checkpoint with --force.")
+        with torch.no_grad():
+            for key, param in expected.items():
+                if key in module_state and key not in tied:
+                    param.copy_(module_state[key].to(param.dtype))
+        self.model.tie_weights(self.config)
+
+    def save_pretrained(self, out_dir: str | os.PathLike, storage_dtype: torch.dtype | None = None) -> None:
+        """Write config.json, generation_config.json and model.safetensors into an existing folder."""
+        from safetensors.torch import save_file
+
+        out_dir = Path(out_dir)
+        state = module_to_file(self.state_dict(), self.config)
+        state = {k: v.detach().to("cpu", storage_dtype or v.dtype).contiguous()
+                 for k, v in state.items() if not k.endswith("embed_positions.table")}
+        seen: set[int] = set()
+        for key, tensor in state.items():  # safetensors stores no aliases: copy tied weights
+            if tensor.data_ptr() in seen:
+                state[key] = tensor.clone()
+            seen.add(tensor.data_ptr())
+        save_file(state, str(out_dir / WEIGHTS_NAME), metadata={"format": "pt"})
+        config = self.config.to_dict()
+        config["dtype"] = str(storage_dtype or next(iter(state.values())).dtype).replace("torch.", "")
+        (out_dir / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+    # --- running -------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.model.decoder.output_projection.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.model.decoder.output_projection.weight.dtype
+
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> EncoderOutput:
+        return self.model.encoder(input_ids, attention_mask)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                decoder_input_ids: torch.Tensor | None = None,
+                encoder_outputs: EncoderOutput | None = None) -> Seq2SeqLMOutput:
+        """Teacher-forced scores. ``decoder_input_ids`` start with ``</s>`` as in fairseq."""
+        if decoder_input_ids is None:
+            raise ConfigError("decoder_input_ids is required: [</s>] + target[:-1], as fairseq feeds the decoder")
+        encoder_out = encoder_outputs or self.encode(input_ids, attention_mask)
+        cache = self.model.decoder.start(encoder_out, group=1)
+        hidden = self.model.decoder(decoder_input_ids, cache)
+        return Seq2SeqLMOutput(self.model.decoder.logits(hidden), encoder_out.hidden)
+
+    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                 generation_config: GenerationConfig | None = None, return_dict_in_generate: bool = False,
+                 **kwargs):
+        """Beam search with fairseq's exact semantics; see ``fsmt_port.generation``."""
+        from .generation import generate
+
+        return generate([self], input_ids, attention_mask, generation_config or self.generation_config,
+                        return_dict_in_generate=return_dict_in_generate, **kwargs)
+
+
+def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in DTYPES:
+        raise ConfigError(f"unknown dtype {dtype!r}; expected one of fp32, fp16, bf16")
+    return DTYPES[dtype]
+
+
+def read_weights(model_dir: Path, trust_checkpoint: bool = False) -> dict[str, torch.Tensor]:
+    """model.safetensors (memory-mapped), else a transformers ``pytorch_model.bin`` loaded safely."""
+    path = model_dir / WEIGHTS_NAME
+    if path.is_file():
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as err:
+            raise CheckpointError(f"{path}: unreadable safetensors file ({err}); re-convert with --force") from None
+    legacy = model_dir / LEGACY_WEIGHTS_NAME
+    if legacy.is_file():
+        from .checkpoint import load_torch_file
+
+        state = load_torch_file(legacy, trust=trust_checkpoint)
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise CheckpointError(f"{legacy}: not a state_dict of tensors")
+        return state
+    raise CheckpointError(f"{model_dir}: no {WEIGHTS_NAME} (or {LEGACY_WEIGHTS_NAME}); "
+                          "convert a fairseq checkpoint with python -m fsmt_port.convert")
