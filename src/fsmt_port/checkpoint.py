@@ -37,7 +37,8 @@ def _safe_globals() -> list:
     try:  # numpy scalars appear in extra_state (e.g. val_loss) of some checkpoints
         import numpy as np
 
-        allowed += [np.dtype, np.core.multiarray.scalar]
+        multiarray = getattr(getattr(np, "_core", None), "multiarray", None) or np.core.multiarray
+        allowed += [np.dtype, multiarray.scalar]
         allowed += [type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32", "bool")]
     except Exception:  # pragma: no cover - numpy is a torch dependency in practice
         pass

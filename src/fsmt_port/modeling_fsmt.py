@@ -109,11 +109,11 @@ class FSMTForConditionalGeneration(nn.Module):
     # --- running -------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
-        return self.model.decoder.output_projection.weight.device
+        return self.model.decoder.embed_tokens.weight.device
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.model.decoder.output_projection.weight.dtype
+        return self.model.decoder.embed_tokens.weight.dtype
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> EncoderOutput:
         return self.model.encoder(input_ids, attention_mask)

@@ -1,0 +1,90 @@
+"""fsmt-translate: translate lines with one model or an ensemble of several.
+
+Example::
+
+    fsmt-translate wmt19-en-de --input news.en --output news.de --num-beams 5
+    cat news.en | fsmt-translate m1 m2 m3 m4 --format jsonl > hyps.jsonl   # 4-model ensemble
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+
+import torch
+
+from .cli_options import add_generation_options, add_runtime_options, generation_kwargs, progress_bar
+from .cli_utils import run_cli
+from .errors import ConfigError
+from .fsio import atomic_file
+from .textio import read_lines
+from .translator import Translation, Translator
+
+
+def format_results(results: list[Translation], fmt: str, nbest: int | None) -> str:
+    """text: the best hypothesis per line (``nbest`` lines per input when given); jsonl: one object per input."""
+    out = []
+    for result in results:
+        if fmt == "jsonl":
+            out.append(json.dumps(result.to_json(), ensure_ascii=False))
+        else:
+            out.extend(h.text for h in result.hypotheses[: nbest or 1])
+    return "".join(line + "\n" for line in out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fsmt-translate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model_dirs", nargs="+", help="converted model folder(s); several = ensemble")
+    io = parser.add_argument_group("input and output")
+    io.add_argument("--input", "-i", default="-", help="source text, one sentence per line (default: stdin)")
+    io.add_argument("--output", "-o", default="-", help="where to write (default: stdout); written atomically")
+    io.add_argument("--format", choices=["text", "jsonl"], default="text", help="(default: %(default)s)")
+    io.add_argument("--nbest", type=int, default=None,
+                    help="hypotheses per input: text prints this many lines per input (default 1); "
+                         "jsonl keeps this many (default: all num_beams, as fairseq's hub returns)")
+    io.add_argument("--force", action="store_true", help="overwrite an existing --output")
+    add_generation_options(parser)
+    add_runtime_options(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+
+    def job() -> None:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        kwargs = generation_kwargs(args)
+        if args.nbest is not None and args.nbest < 1:
+            raise ConfigError("--nbest must be >= 1")
+        translator = Translator.from_pretrained(args.model_dirs, device=args.device, dtype=args.dtype,
+                                                quantize=args.quantize)
+        lines = read_lines(args.input, errors=args.encoding_errors)
+        beams = kwargs.get("num_beams", translator.generation_config.num_beams)
+        if args.nbest is not None and args.nbest > beams:
+            raise ConfigError(f"--nbest {args.nbest} exceeds --num-beams {beams}")
+        with progress_bar(len(lines), args.quiet, "translating") as bar:
+            results = translator.translate(lines, batch_size=args.batch_size, max_tokens=args.max_tokens,
+                                           truncate=args.truncate, nbest=args.nbest, progress=bar, **kwargs)
+        text = format_results(results, args.format, args.nbest)
+        if args.output == "-":
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        else:
+            with atomic_file(args.output, force=args.force or not _exists(args.output)) as handle:
+                handle.write(text)
+
+    return run_cli(job)
+
+
+def _exists(path: str) -> bool:
+    from pathlib import Path
+
+    return Path(path).exists()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
