@@ -28,7 +28,8 @@ def test_dictionary_matches_fairseq_meta(name, side):
     meta = load_expected(name)["meta"][f"{side}_dict"]
     d = _load(name, side)
     assert len(d) == meta["size"]
-    assert (d.bos_index, d.pad_index, d.eos_index, d.unk_index) == (meta["bos"], meta["pad"], meta["eos"], meta["unk"])
+    specials = (d.bos_index, d.pad_index, d.eos_index, d.unk_index)
+    assert specials == (meta["bos"], meta["pad"], meta["eos"], meta["unk"])
     assert d.symbols[: len(meta["first_symbols"])] == meta["first_symbols"]
     assert d.symbols[-len(meta["last_symbols"]):] == meta["last_symbols"]
     assert sum(s.startswith("madeupword") for s in d.symbols) == meta["n_madeupword"]

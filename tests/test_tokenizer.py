@@ -13,7 +13,15 @@ from hypothesis import strategies as st
 from fsmt_port.errors import ConfigError, FSMTPortError, InputError
 from fsmt_port.tokenizer import FSMTTokenizer
 
-from golden import ALL_MODELS, bpecodes_path, dict_paths, flickr_lines, langs, load_expected, load_norepeat_fixed
+from golden import (
+    ALL_MODELS,
+    bpecodes_path,
+    dict_paths,
+    flickr_lines,
+    langs,
+    load_expected,
+    load_norepeat_fixed,
+)
 
 
 @functools.lru_cache(maxsize=None)
@@ -164,6 +172,7 @@ def test_call_left_pads_like_fairseq():
         tok(texts, padding=False)
     with pytest.raises(ConfigError, match="return_tensors"):
         tok(texts, return_tensors="tf")
+    assert tok([])["input_ids"].shape == (0, 0)
 
 
 def test_punct_normalization_is_opt_in():
@@ -191,8 +200,9 @@ def test_missing_files_point_to_the_converter(tmp_path):
 
 def test_missing_fairseq_files(tmp_path):
     src_dict, tgt_dict = dict_paths("tiny-en-de-joint")
+    codes = bpecodes_path("tiny-en-de-joint")
     with pytest.raises(FileNotFoundError, match="target dictionary"):
-        FSMTTokenizer.from_fairseq_files(src_dict, tmp_path / "dict.de.txt", bpecodes_path("tiny-en-de-joint"), "en", "de")
+        FSMTTokenizer.from_fairseq_files(src_dict, tmp_path / "dict.de.txt", codes, "en", "de")
     with pytest.raises(FileNotFoundError, match="bpecodes"):
         FSMTTokenizer.from_fairseq_files(src_dict, tgt_dict, tmp_path / "bpecodes", "en", "de")
 
@@ -212,3 +222,5 @@ def test_bad_config_and_input(tmp_path):
         tok.encode(None)
     with pytest.raises(InputError, match="token ids"):
         tok.decode("Hund")
+    with pytest.raises(InputError, match=">= 0"):
+        tok.decode([5, -1])

@@ -18,7 +18,15 @@ import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 
-from .bpe import FastBPE, Merge, atomic_write_text, read_bpecodes, read_merges, word_to_bpe_string
+from .bpe import (
+    FastBPE,
+    Merge,
+    atomic_write_text,
+    read_bpecodes,
+    read_merges,
+    word_to_bpe_string,
+    write_merges,
+)
 from .dictionary import (
     END_OF_WORD,
     SPECIAL_SYMBOLS,
@@ -63,7 +71,10 @@ def _as_id_list(ids) -> list[int]:
         ids = ids.tolist()
     if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
         raise InputError(f"expected a sequence of token ids, got {type(ids).__name__}")
-    return [int(i) for i in ids]
+    ids = [int(i) for i in ids]
+    if ids and min(ids) < 0:
+        raise InputError(f"token ids must be >= 0, got {min(ids)}")
+    return ids
 
 
 def _check_text(text) -> str:
@@ -91,7 +102,7 @@ class FSMTTokenizer:
         do_lower_case: bool = False,
         model_max_length: int = 1024,
     ) -> None:
-        if isinstance(langs, str) or len(langs) != 2 or not all(isinstance(x, str) and x for x in langs):
+        if not isinstance(langs, (list, tuple)) or len(langs) != 2 or not all(isinstance(x, str) and x for x in langs):
             raise ConfigError(f"langs must be [source_lang, target_lang], e.g. ['en', 'de']; got {langs!r}")
         self.src_lang, self.tgt_lang = langs
         self.src_vocab = dict(src_vocab)
@@ -169,18 +180,12 @@ class FSMTTokenizer:
             "tokenizer_class": "FSMTTokenizer",
             "moses_punct_normalization": self.moses_punct_normalization,
         }
-        files = {
-            SRC_VOCAB_FILE: _dump_json(self.src_vocab),
-            TGT_VOCAB_FILE: _dump_json(self.tgt_vocab),
-            MERGES_FILE: "".join(f"{a} {b}\n" for a, b in self.bpe.merges),
-            CONFIG_FILE: _dump_json(config),
-        }
-        paths = []
-        for name, text in files.items():
-            path = os.path.join(folder, name)
-            atomic_write_text(path, text)
-            paths.append(path)
-        return paths
+        files = {SRC_VOCAB_FILE: self.src_vocab, TGT_VOCAB_FILE: self.tgt_vocab, CONFIG_FILE: config}
+        for name, obj in files.items():
+            text = json.dumps(obj, ensure_ascii=False, indent=2) + "\n"
+            atomic_write_text(os.path.join(folder, name), text)
+        write_merges(self.bpe.merges, os.path.join(folder, MERGES_FILE))
+        return [os.path.join(folder, name) for name in (*files, MERGES_FILE)]
 
     # --- pipeline steps ----------------------------------------------------
 
@@ -191,7 +196,9 @@ class FSMTTokenizer:
             text = text.lower()
         if self.moses_punct_normalization:
             text = _moses_normalizer(lang).normalize(text)
-        return _moses_tokenizer(lang).tokenize(text, aggressive_dash_splits=True, return_str=True, escape=True)
+        return _moses_tokenizer(lang).tokenize(
+            text, aggressive_dash_splits=True, return_str=True, escape=True
+        )
 
     def moses_detokenize(self, tokens: Sequence[str], lang: str) -> str:
         return _moses_detokenizer(lang).detokenize(list(tokens))
@@ -226,8 +233,8 @@ class FSMTTokenizer:
     def __call__(self, texts, return_tensors: str | None = "pt", padding: bool = True) -> dict:
         """HF-style batch: ``input_ids`` LEFT-padded with ``<pad>`` (1) like fairseq, ``attention_mask``."""
         rows = self.batch_encode(texts)
+        width = max((len(r) for r in rows), default=0)
         if padding:
-            width = max((len(r) for r in rows), default=0)
             masks = [[0] * (width - len(r)) + [1] * len(r) for r in rows]
             rows = [[self.pad_token_id] * (width - len(r)) + r for r in rows]
         else:
@@ -235,16 +242,16 @@ class FSMTTokenizer:
         batch = {"input_ids": rows, "attention_mask": masks}
         if return_tensors is None:
             return batch
-        if len({len(r) for r in rows}) > 1:
+        if any(len(r) != width for r in rows):
             raise InputError("sequences have different lengths; pass padding=True to return tensors")
         if return_tensors == "pt":
             import torch
 
-            return {k: torch.tensor(v, dtype=torch.long).reshape(len(rows), -1) for k, v in batch.items()}
+            return {k: torch.tensor(v, dtype=torch.long).reshape(len(rows), width) for k, v in batch.items()}
         if return_tensors == "np":
             import numpy as np
 
-            return {k: np.asarray(v, dtype=np.int64).reshape(len(rows), -1) for k, v in batch.items()}
+            return {k: np.asarray(v, dtype=np.int64).reshape(len(rows), width) for k, v in batch.items()}
         raise ConfigError(f"return_tensors must be 'pt', 'np' or None; got {return_tensors!r}")
 
     # --- target side ---------------------------------------------------------
@@ -302,6 +309,3 @@ def _read_json(path: str, what: str):
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path}: {what} is not valid JSON ({err}). {_CONVERT_HINT}") from None
 
-
-def _dump_json(obj) -> str:
-    return json.dumps(obj, ensure_ascii=False, indent=2) + "\n"

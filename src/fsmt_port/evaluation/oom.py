@@ -1,0 +1,72 @@
+"""Out of memory is a batch-size problem: halve the batch, retry it, keep going.
+
+CUDA raises ``torch.cuda.OutOfMemoryError``; the CPU allocator raises a
+``RuntimeError`` saying "can't allocate memory". Either way the failed batch is
+split and retried, the smaller size sticks for the rest of the run, and one
+warning line on stderr names it.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+from typing import Callable, Sequence
+
+import torch
+
+from ..errors import ConfigError
+from ..generation import Hypothesis
+from ..translator import Translator, make_batches
+
+OOM_MESSAGES = ("out of memory", "can't allocate memory")
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    if isinstance(err, (torch.cuda.OutOfMemoryError, MemoryError)):
+        return True
+    return isinstance(err, RuntimeError) and any(m in str(err).lower() for m in OOM_MESSAGES)
+
+
+def _release_memory() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def generate_with_oom_retry(translator: Translator, id_lists: Sequence[list[int]], batch_size: int | None,
+                            max_tokens: int | None, progress=None, on_warning: Callable[[str], None] = warn,
+                            **generation_kwargs) -> list[list[Hypothesis]]:
+    """``translator.generate_ids`` batch by batch; an OOM batch is halved (down to one sentence)."""
+    results: list[list[Hypothesis] | None] = [None] * len(id_lists)
+    limit: int | None = None  # the batch size that is known to fit, once an OOM happened
+    pending = make_batches([len(x) for x in id_lists], batch_size, max_tokens)
+    pending.reverse()  # a stack: pop() takes the next batch in make_batches order
+    while pending:
+        batch = pending.pop()
+        if limit is not None and len(batch) > limit:
+            pending.extend(reversed([batch[i:i + limit] for i in range(0, len(batch), limit)]))
+            continue
+        try:
+            hypos = translator.generate_ids([id_lists[i] for i in batch], batch_size=len(batch), max_tokens=None,
+                                            **generation_kwargs)
+        except Exception as err:  # noqa: BLE001 - only OOM is handled, everything else re-raised
+            if not is_out_of_memory(err):
+                raise
+            _release_memory()
+            if len(batch) == 1:
+                raise ConfigError(f"out of memory translating a single sentence of {len(id_lists[batch[0]])} "
+                                  "tokens; use a smaller --dtype (fp16/bf16), another --device, or a lower "
+                                  "--max-len-b") from None
+            limit = len(batch) // 2
+            on_warning(f"out of memory on a batch of {len(batch)} sentences; retrying with batch size {limit}")
+            pending.append(batch)
+            continue
+        for index, sentence_hypos in zip(batch, hypos):
+            results[index] = sentence_hypos
+        if progress is not None:
+            progress.update(len(batch))
+    return results  # type: ignore[return-value]

@@ -1,0 +1,57 @@
+"""Comparing our hypotheses with fairseq's goldens, with the README's tolerance.
+
+Tokens must be identical, in the same order. Scores and positional scores may
+differ by max(1e-4, |cumulative score| * 2**-20): fairseq's own float32 running
+sums move that much between batchings and thread counts.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from fsmt_port.generation import generate
+
+FAIRSEQ_TO_OURS = {"beam": "num_beams", "lenpen": "length_penalty", "nbest": "num_return_sequences",
+                   "unkpen": "unk_penalty"}
+
+
+def our_kwargs(generate_kwargs: dict) -> dict:
+    kwargs = {FAIRSEQ_TO_OURS.get(k, k): v for k, v in generate_kwargs.items()}
+    kwargs.pop("num_return_sequences", None)  # the hub returns all beams whatever nbest is
+    return kwargs
+
+
+def left_padded(rows: list[list[int]]) -> torch.Tensor:
+    width = max(len(r) for r in rows)
+    return torch.tensor([[1] * (width - len(r)) + r for r in rows])
+
+
+def run_calls(models, ids_by_index: dict[int, list[int]], calls: list[list[int]], kwargs: dict) -> dict:
+    """Generate call by call (each call one padded batch); index -> hypotheses."""
+    out = {}
+    for call in calls:
+        result = generate(models, left_padded([ids_by_index[i] for i in call]), return_dict_in_generate=True,
+                          **kwargs)
+        out.update(zip(call, result.hypotheses))
+    return out
+
+
+def mismatches(ours: dict, golden_results: list[dict]) -> tuple[list[str], float]:
+    """Human-readable problems, and the largest float difference seen (for reporting)."""
+    problems, worst = [], 0.0
+    for entry in golden_results:
+        index, expected = entry["index"], entry["hypos"]
+        got = ours[index]
+        got_tokens = [h.tokens.tolist() for h in got]
+        want_tokens = [h["tokens"] for h in expected]
+        if got_tokens != want_tokens:
+            problems.append(f"sentence {index}: tokens {got_tokens[:2]} != fairseq {want_tokens[:2]}")
+            continue
+        for rank, (ours_h, theirs) in enumerate(zip(got, expected)):
+            tolerance = max(1e-4, abs(sum(theirs["positional_scores"])) * 2 ** -20)
+            diffs = [abs(ours_h.score - theirs["score"])] + [
+                abs(a - b) for a, b in zip(ours_h.positional_scores.tolist(), theirs["positional_scores"])]
+            worst = max(worst, max(diffs))
+            if max(diffs) > tolerance:
+                problems.append(f"sentence {index} hypothesis {rank}: score diff {max(diffs):.2e} > {tolerance:.1e}")
+    return problems, worst
