@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import pickle
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -68,8 +69,10 @@ def load_torch_file(path: str | Path, trust: bool = False) -> Any:
     except pickle.UnpicklingError as err:
         msg = str(err)
         if "weights_only" in msg.lower() or "global" in msg.lower():
-            needed = _unsafe_globals(path)
+            needed = _unsafe_globals(path) or _globals_named_in(msg)
             what = ", ".join(needed) if needed else "a non-allow-listed object"
+            if not needed and "unsupported operand" in msg.lower():  # e.g. protocol-4 FRAME: cannot be checked
+                what = "a pickle opcode the safe loader cannot check (saved with pickle_protocol >= 4?)"
             raise UnsafeCheckpointError(
                 f"{path}: refused to unpickle {what}: loading it could run code from the file. "
                 "If you trust where this checkpoint came from, pass --trust-checkpoint (trust=True)."
@@ -88,6 +91,11 @@ def _unsafe_globals(path: Path) -> list[str]:
         return [g for g in torch.serialization.get_unsafe_globals_in_checkpoint(path) if g not in allowed]
     except Exception:
         return []
+
+
+def _globals_named_in(message: str) -> list[str]:
+    """Globals named by torch's refusal (legacy non-zip files, where the zip scan above cannot look)."""
+    return list(dict.fromkeys(re.findall(r"GLOBAL ([\w.]+) (?:was not an allowed global|whose module)", message)))
 
 
 def _first_line(text: str) -> str:

@@ -87,7 +87,7 @@ def describe_model(config: FSMTConfig, model_dir: Path, name: str) -> str:
     sharing = ("all embeddings shared" if config.share_all_embeddings else
                "decoder input/output embeddings shared" if config.share_decoder_input_output_embed else
                "no shared embeddings")
-    return (f"# {name}\n\nA {config.src_lang}→{config.tgt_lang} fairseq transformer translation model, converted from "
+    return (f"# {name}\n\n{config.src_lang}→{config.tgt_lang} translation: a fairseq transformer converted from "
             f"`{source}`" + (f" (sha256 `{conversion['checkpoint_sha256'][:16]}…`)" if "checkpoint_sha256" in
                              conversion else "") +
             " with fsmt_port; it runs without fairseq.\n\n"
@@ -119,7 +119,7 @@ def evaluation(scores: list[dict], fairseq_bleu: list[float | None], notes: list
             "num_beams": score["num_beams"], "length_penalty": score["length_penalty"],
             "fairseq BLEU": theirs if theirs is not None else "–", "fsmt_port BLEU": score["bleu"],
             "s/sentence": score.get("seconds_per_sample"),
-            "run on": f"{score.get('device', '?')}, {score.get('dtype', '?')}, {score.get('threads', '?')} threads",
+            "run on": f"{score.get('device', '?')} {score.get('dtype', '?')}, threads: {score.get('threads', '?')}",
         })
     columns = list(rows[0])
     signatures = sorted({s["signature"] for s in scores})

@@ -16,7 +16,6 @@ a single process would.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 

@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
 def search(args: argparse.Namespace) -> dict | None:
     """Run (or resume) the grid; returns the results on rank 0 (None on other ranks)."""
     grid = parse_search(args.search)
+    if args.input == "-":
+        raise ConfigError("run_eval_search needs INPUT as a file (it is hashed for the cache), not stdin")
     fixed = generation_kwargs(args)
     both = sorted(set(grid) & set(fixed))
     if both:

@@ -67,8 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.nbest is not None and args.nbest > beams:
             raise ConfigError(f"--nbest {args.nbest} exceeds --num-beams {beams}")
         with progress_bar(len(lines), args.quiet, "translating") as bar:
+            # text prints nbest (default 1) hypotheses per line: hold no more than that in memory
+            keep = (args.nbest or 1) if args.format == "text" else args.nbest
             results = translator.translate(lines, batch_size=args.batch_size, max_tokens=args.max_tokens,
-                                           truncate=args.truncate, nbest=args.nbest, progress=bar, **kwargs)
+                                           truncate=args.truncate, nbest=keep, progress=bar, **kwargs)
         text = format_results(results, args.format, args.nbest)
         if args.output == "-":
             sys.stdout.write(text)

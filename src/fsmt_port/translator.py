@@ -116,9 +116,13 @@ class Translator:
         return encoded
 
     def generate_ids(self, id_lists: Sequence[list[int]], batch_size: int | None = 32,
-                     max_tokens: int | None = None, progress=None, **generation_kwargs,
-                     ) -> list[list[Hypothesis]]:
-        """Hypotheses per input, in input order, whatever the batching."""
+                     max_tokens: int | None = None, progress=None, keep: int | None = None,
+                     **generation_kwargs) -> list[list[Hypothesis]]:
+        """Hypotheses per input, in input order, whatever the batching.
+
+        ``keep``: hold only the best ``keep`` hypotheses per input (default: all). Kept
+        tensors are copied out of the batch's buffers, so a finished batch frees its memory.
+        """
         config = resolve_generation_config(self.generation_config, **generation_kwargs)
         generator = SequenceGenerator(self.models, config)
         device = self.models[0].device
@@ -126,7 +130,8 @@ class Translator:
         for batch in make_batches([len(x) for x in id_lists], batch_size, max_tokens):
             hypos = generator.generate(pad_left([id_lists[i] for i in batch]).to(device))
             for index, sentence_hypos in zip(batch, hypos):
-                results[index] = sentence_hypos
+                results[index] = [Hypothesis(h.tokens.clone(), h.score, h.positional_scores.clone())
+                                  for h in sentence_hypos[:keep]]
             if progress is not None:
                 progress.update(len(batch))
         return results  # type: ignore[return-value]
@@ -136,13 +141,14 @@ class Translator:
                   **generation_kwargs) -> list[Translation]:
         """Translate lines; each result has ``nbest`` hypotheses (default: all ``num_beams``, as fairseq's hub)."""
         ids = self.encode(lines, truncate=truncate)
-        hypotheses = self.generate_ids(ids, batch_size, max_tokens, progress=progress, **generation_kwargs)
+        hypotheses = self.generate_ids(ids, batch_size, max_tokens, progress=progress, keep=nbest,
+                                       **generation_kwargs)
         out = []
         for index, (line, hypos) in enumerate(zip(lines, hypotheses)):
-            kept = hypos if nbest is None else hypos[:nbest]
             out.append(Translation(index, line, [
                 TranslatedHypothesis(self.tokenizer.decode(h.tokens.tolist()), h.tokens.tolist(), float(h.score),
-                                     [float(s) for s in h.positional_scores.tolist()]) for h in kept]))
+                                     [float(s) for s in h.positional_scores.tolist()]) for h in hypos]))
+            hypotheses[index] = None  # type: ignore[call-overload]  # free the tensors as we go
         return out
 
 

@@ -53,8 +53,10 @@ class GenerateOutput:
 
 
 class SequenceGenerator:
-    def __init__(self, models: list, config: GenerationConfig, pad: int = 1, eos: int = 2, unk: int = 3) -> None:
-        self.decoder = EnsembleDecoder(models)
+    def __init__(self, models: list, config: GenerationConfig, pad: int = 1, eos: int = 2, unk: int = 3,
+                 decoder: EnsembleDecoder | None = None) -> None:
+        # ``decoder`` lets tests drive the search with scripted log-probs.
+        self.decoder = decoder if decoder is not None else EnsembleDecoder(models)
         self.config = config
         self.pad, self.eos, self.unk = pad, eos, unk
         self.search = BeamSearch(self.decoder.vocab_size)

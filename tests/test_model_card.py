@@ -1,0 +1,109 @@
+"""Model cards: correct metadata, a usage snippet that really runs, a table from real score files."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+import golden
+from fsmt_port.model_card import main as card_main
+from fsmt_port.run_eval import main as run_eval_main
+
+TINY = "tiny-en-de-joint"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def front_matter(text: str) -> dict:
+    assert text.startswith("---\n")
+    return yaml.safe_load(text.split("---\n")[1])
+
+
+def code_blocks(text: str, language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", text, flags=re.S)
+
+
+@pytest.fixture(scope="module")
+def score_file(converted, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("card_scores")
+    src, ref = tmp / "flickr.en", tmp / "flickr.de"
+    src.write_text("".join(x + "\n" for x in golden.flickr_lines("en")[:8]), encoding="utf-8")
+    ref.write_text("".join(x + "\n" for x in golden.flickr_lines("de")[:8]), encoding="utf-8")
+    score = tmp / "score.json"
+    assert run_eval_main([str(converted(TINY)), str(src), str(tmp / "hyps.de"), "--reference-path", str(ref),
+                          "--score-path", str(score), "--threads", "1", "--quiet"]) == 0
+    return score
+
+
+def test_card_has_metadata_a_working_snippet_and_the_real_scores(converted, score_file, tmp_path):
+    model = converted(TINY)
+    assert card_main([str(model), "--scores", str(score_file), "--fairseq-bleu", "12.34", "--name", "tiny-en-de",
+                      "--out-dir", str(tmp_path / "cards")]) == 0
+    text = (tmp_path / "cards" / "tiny-en-de" / "README.md").read_text(encoding="utf-8")
+
+    meta = front_matter(text)
+    assert meta["language"] == ["en", "de"]
+    assert {"translation", "fsmt", "fairseq"} <= set(meta["tags"]) and "wmt19" not in meta["tags"]
+    assert meta["metrics"] == ["bleu"] and meta["license"] and meta["datasets"] == ["flickr"]
+
+    score = json.loads(score_file.read_text())
+    row = next(line for line in text.splitlines() if line.startswith("| tiny"))
+    assert "| 12.34 |" in row and f"| {score['bleu']:.2f} |" in row and "| flickr.en | 8 | 5 | 1 |" in row
+    assert score["signature"] in text
+    assert "## Default generation settings" in text and "| num_beams | 5 |" in text
+    assert "## Porting notes" in text and "## Limitations" in text
+
+    # The usage snippet runs against the real folder and prints what the card says it prints.
+    (snippet,) = code_blocks(text, "python")
+    assert 'from_pretrained("tiny-en-de")' in snippet
+    expected = snippet.strip().splitlines()[-1].removeprefix("# ")
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        exec(snippet.replace('"tiny-en-de"', json.dumps(str(model))), {})
+    assert stdout.getvalue().strip() == expected and expected
+
+
+def test_wmt19_names_get_the_wmt19_tag_and_dataset(converted, score_file, tmp_path):
+    assert card_main([str(converted(TINY)), "--scores", str(score_file), "--name", "wmt19-en-de",
+                      "--out-dir", str(tmp_path)]) == 0
+    meta = front_matter((tmp_path / "wmt19-en-de" / "README.md").read_text(encoding="utf-8"))
+    assert "wmt19" in meta["tags"] and meta["datasets"] == ["wmt19"]
+
+
+def test_unknown_fairseq_bleu_and_several_scores(converted, score_file, tmp_path):
+    assert card_main([str(converted(TINY)), "--scores", str(score_file), str(score_file), "--fairseq-bleu", "-",
+                      "11.5", "--name", "x", "--out-dir", str(tmp_path)]) == 0
+    rows = [line for line in (tmp_path / "x" / "README.md").read_text().splitlines() if line.startswith("| tiny")]
+    assert len(rows) == 2 and "| – |" in rows[0] and "| 11.50 |" in rows[1]
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--fairseq-bleu", "1", "2"], "--fairseq-bleu has 2 values for 1 --scores files"),
+    (["--scores", "missing.json"], "missing.json: cannot read the score file"),
+])
+def test_bad_card_inputs_are_one_clear_line(converted, score_file, tmp_path, capsys, extra, message):
+    args = [str(converted(TINY)), "--scores", str(score_file), "--out-dir", str(tmp_path), *extra]
+    assert card_main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+def test_a_score_file_that_is_not_from_run_eval_is_rejected(converted, tmp_path, capsys):
+    other = tmp_path / "other.json"
+    other.write_text('{"score": 1}')
+    assert card_main([str(converted(TINY)), "--scores", str(other), "--out-dir", str(tmp_path)]) == 2
+    assert "is this a run_eval --score-path JSON?" in capsys.readouterr().err
+
+
+def test_the_committed_small_en_de_card_matches_fairseq():
+    text = (REPO / "model_cards" / "small-en-de" / "README.md").read_text(encoding="utf-8")
+    meta = front_matter(text)
+    assert meta["language"] == ["en", "de"] and "translation" in meta["tags"] and meta["metrics"] == ["bleu"]
+    rows = [line for line in text.splitlines() if line.startswith("| model")]
+    assert any("| 35.28 | 35.28 |" in r and "ensemble" not in r for r in rows)
+    assert any("| 35.60 | 35.60 |" in r and "ensemble of 4" in r for r in rows)
