@@ -123,6 +123,7 @@ def test_the_refusal_names_what_the_pickle_asked_for(tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol 4")
 def test_a_raw_pickle_and_a_protocol_4_file_are_refused(tmp_path):
     marker = tmp_path / "PWNED"
     raw = tmp_path / "raw.pt"
