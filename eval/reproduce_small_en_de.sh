@@ -8,7 +8,8 @@
 # example: eval/reproduce_small_en_de.sh /work/shared/golden /tmp/reproduce
 #   GOLDEN_DIR  holds small-en-de/{model1..4.pt,dict.*.txt,bpecodes,hyps/} and test_2016_flickr.{en,de}
 #   WORK_DIR    converted models, translations and score JSONs (default: ./reproduce_small_en_de)
-# environment: PYTHON (default: python), THREADS (default: 2, as the goldens were made)
+# environment: PYTHON (default: python), THREADS (default: 2, as the goldens were made),
+#   CARD_DIR (when set, also write CARD_DIR/small-en-de/README.md with eval/make_small_en_de_card.sh)
 # exit status: 0 when both hypothesis files are byte-identical to fairseq's and the BLEU matches.
 set -euo pipefail
 
@@ -63,3 +64,7 @@ for name in ("model4", "model1+model2+model3+model4"):
 print("REPRODUCED" if ok else "NOT REPRODUCED")
 sys.exit(0 if ok else 1)
 PY
+
+if [ -n "${CARD_DIR:-}" ]; then
+  PYTHON=$PY "$(dirname "$0")/make_small_en_de_card.sh" "$GOLDEN" "$WORK" "$CARD_DIR"
+fi

@@ -53,7 +53,7 @@ def test_card_has_metadata_a_working_snippet_and_the_real_scores(converted, scor
 
     score = json.loads(score_file.read_text())
     row = next(line for line in text.splitlines() if line.startswith("| tiny"))
-    assert "| 12.34 |" in row and f"| {score['bleu']:.2f} |" in row and "| flickr.en | 8 | 5 | 1 |" in row
+    assert "| 12.34 |" in row and f"| {score['bleu']:.2f} |" in row and "| flickr.en | 8 | 5 | 1.0 |" in row
     assert score["signature"] in text
     assert "## Default generation settings" in text and "| num_beams | 5 |" in text
     assert "## Porting notes" in text and "## Limitations" in text

@@ -107,12 +107,13 @@ def convert(fsmt_path: str | Path, output_dir: str | Path, *, src_lang: str | No
     dtypes = {str(t.dtype).replace("torch.", "") for t in file_state.values()}
     target_dtype = STORAGE_DTYPES[storage_dtype]
 
+    if target_dtype is None:
+        target_dtype = getattr(torch, next(iter(dtypes))) if len(dtypes) == 1 else torch.float32
+    # Built on meta, the model takes the (memory-mapped) checkpoint tensors as they are: the
+    # weights are never copied in memory before they are written (peak RSS ~ the weights' size).
     with torch.device("meta"):
         model = FSMTForConditionalGeneration(config)
-    model.to_empty(device="cpu")
-    model.load_file_state(file_state, source=str(fsmt_path))
-    if target_dtype is None and len(dtypes) == 1:
-        target_dtype = getattr(torch, next(iter(dtypes)))
+    model.load_file_state(file_state, source=str(fsmt_path), dtype=target_dtype)
     tokenizer = FSMTTokenizer(to_bpe_vocab(src_dictionary.symbols), to_bpe_vocab(tgt_dictionary.symbols),
                               merges, [src, tgt], model_max_length=config.max_source_positions)
     generation = GenerationConfig.from_dict(_fairseq_generation_defaults(ckpt["generation"]))

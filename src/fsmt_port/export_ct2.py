@@ -104,7 +104,8 @@ def _set_norm(spec, module: torch.nn.LayerNorm) -> None:
 
 def _set_inputs(spec, side, max_positions: int, dim: int, padding_idx: int) -> None:
     """Embeddings, their scale and the position table (row 0 = fairseq position padding_idx + 1)."""
-    spec.embeddings.weight = _np(side.embed_tokens.weight)
+    embeddings = spec.embeddings[0] if isinstance(spec.embeddings, list) else spec.embeddings  # encoder: a list
+    embeddings.weight = _np(side.embed_tokens.weight)
     spec.scale_embeddings = float(side.embed_scale)
     first = padding_idx + 1
     if side.embed_positions is None:  # no positions: an all-zero table adds nothing

@@ -53,7 +53,12 @@ def atomic_directory(final: Path, force: bool = False) -> Iterator[Path]:
             if final.exists():
                 backup = final.with_name(f".{final.name}.old-{os.getpid()}")
                 final.rename(backup)
-                tmp.rename(final)
+                try:
+                    tmp.rename(final)
+                except BaseException:  # interrupted between the two renames: put the old folder back
+                    if backup.exists() and not final.exists():
+                        backup.rename(final)
+                    raise
                 shutil.rmtree(backup, ignore_errors=True)
             else:
                 tmp.rename(final)

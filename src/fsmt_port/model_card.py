@@ -116,7 +116,7 @@ def evaluation(scores: list[dict], fairseq_bleu: list[float | None], notes: list
         rows.append({
             "models": " + ".join(models) + (f" (ensemble of {len(models)})" if len(models) > 1 else ""),
             "test set": Path(score["input_path"]).name, "sentences": score["n_obs"],
-            "num_beams": score["num_beams"], "length_penalty": score["length_penalty"],
+            "num_beams": score["num_beams"], "length_penalty": str(score["length_penalty"]),
             "fairseq BLEU": theirs if theirs is not None else "–", "fsmt_port BLEU": score["bleu"],
             "s/sentence": score.get("seconds_per_sample"),
             "run on": f"{score.get('device', '?')} {score.get('dtype', '?')}, threads: {score.get('threads', '?')}",

@@ -17,6 +17,7 @@ from torch import nn
 from .configuration import FSMTConfig
 from .errors import CheckpointError, ConfigError
 from .generation_config import GenerationConfig
+from .modeling.positions import SinusoidalPositions
 from .modeling.transformer import EncoderOutput, FSMTModel
 from .modeling.weights import file_to_module, module_to_file, non_persistent_ok, tied_module_keys
 
@@ -55,13 +56,22 @@ class FSMTForConditionalGeneration(nn.Module):
             raise ConfigError(f"{model_dir}: model folder not found; convert a checkpoint first "
                               "(python -m fsmt_port.convert --fsmt-path MODEL.pt --output-dir DIR)")
         config = FSMTConfig.from_pretrained(model_dir)
-        model = cls(config, GenerationConfig.from_pretrained(model_dir))
-        model.load_file_state(read_weights(model_dir, trust_checkpoint), source=str(model_dir))
-        model.to(device=device, dtype=resolve_dtype(dtype))
+        with torch.device("meta"):  # no memory, no random init: the weights come from the file
+            model = cls(config, GenerationConfig.from_pretrained(model_dir))
+        model.load_file_state(read_weights(model_dir, trust_checkpoint), source=str(model_dir),
+                              dtype=resolve_dtype(dtype))
+        model.to(device=device)
         return model
 
-    def load_file_state(self, file_state: dict[str, torch.Tensor], source: str) -> None:
-        """Strict load: every weight set, every shape right, nothing unexplained left over."""
+    def load_file_state(self, file_state: dict[str, torch.Tensor], source: str,
+                        dtype: torch.dtype = torch.float32) -> None:
+        """Strict load: every weight set, every shape right, nothing unexplained left over.
+
+        The file's tensors become the parameters (``assign``), converted to ``dtype``
+        only where they differ: a memory-mapped file of the right dtype is used in
+        place, without a copy (fused q/k/v projections are the only copies). Build
+        the model on the meta device and call this to materialise it.
+        """
         expected = self.state_dict()
         module_state = file_to_module({k: v for k, v in file_state.items()
                                        if k in expected or not non_persistent_ok(k)})
@@ -82,11 +92,12 @@ class FSMTForConditionalGeneration(nn.Module):
         if problems:
             raise CheckpointError(f"{source}: weights do not fit config.json: " + "; ".join(problems)
                                   + ". Re-convert the checkpoint with --force.")
-        with torch.no_grad():
-            for key, param in expected.items():
-                if key in module_state and key not in tied:
-                    param.copy_(module_state[key].to(param.dtype))
+        self.load_state_dict({k: module_state[k].to(dtype) for k in expected if k in module_state and k not in tied},
+                             strict=False, assign=True)
         self.model.tie_weights(self.config)
+        for module in self.modules():  # computed (non-persistent) buffers: sinusoidal tables
+            if isinstance(module, SinusoidalPositions):
+                module.materialize(dtype)
 
     def save_pretrained(self, out_dir: str | os.PathLike, storage_dtype: torch.dtype | None = None) -> None:
         """Write config.json, generation_config.json and model.safetensors into an existing folder."""

@@ -12,13 +12,14 @@ import argparse
 import contextlib
 import json
 import sys
+from pathlib import Path
 
 import torch
 
 from .cli_options import add_generation_options, add_runtime_options, generation_kwargs, progress_bar
 from .cli_utils import run_cli
 from .errors import ConfigError
-from .fsio import atomic_file
+from .fsio import atomic_file, check_can_write, sigterm_as_interrupt
 from .textio import read_lines
 from .translator import Translation, Translator
 
@@ -60,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         kwargs = generation_kwargs(args)
         if args.nbest is not None and args.nbest < 1:
             raise ConfigError("--nbest must be >= 1")
+        if args.output != "-":  # fail now, not after translating everything
+            check_can_write(Path(args.output), args.force, "output file")
         translator = Translator.from_pretrained(args.model_dirs, device=args.device, dtype=args.dtype,
                                                 quantize=args.quantize)
         lines = read_lines(args.input, errors=args.encoding_errors)
@@ -79,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
             with atomic_file(args.output, force=args.force or not _exists(args.output)) as handle:
                 handle.write(text)
 
-    return run_cli(job)
+    with sigterm_as_interrupt():  # SIGTERM = Ctrl-C: exit 130, nothing partial left (as while writing)
+        return run_cli(job)
 
 
 def _exists(path: str) -> bool:

@@ -41,6 +41,11 @@ class SinusoidalPositions(nn.Module):
         self.padding_idx = padding_idx
         self.register_buffer("table", sinusoidal_table(init_size, dim, padding_idx), persistent=False)
 
+    def materialize(self, dtype: torch.dtype) -> None:
+        """(Re)compute the table on the CPU after the module was built on the meta device."""
+        if self.table.is_meta:
+            self.table = sinusoidal_table(self.table.size(0), self.dim, self.padding_idx).to(dtype)
+
     def lookup(self, positions: torch.Tensor) -> torch.Tensor:
         needed = int(positions.max()) + 1 if positions.numel() else 0
         if needed > self.table.size(0):
