@@ -13,6 +13,7 @@ import contextlib
 import json
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -24,15 +25,27 @@ from .textio import read_lines
 from .translator import Translation, Translator
 
 
-def format_results(results: list[Translation], fmt: str, nbest: int | None) -> str:
-    """text: the best hypothesis per line (``nbest`` lines per input when given); jsonl: one object per input."""
-    out = []
+# Sources may hold U+0085/U+2028/U+2029, which json.dumps leaves raw but str.splitlines() (and old
+# JavaScript) treat as line breaks: escape them so each jsonl record is one line for every reader.
+_LINE_BREAKS_INSIDE_JSON = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def format_lines(results: list[Translation], fmt: str, nbest: int | None) -> Iterator[str]:
+    """text: the best hypothesis per line (``nbest`` lines per input when given); jsonl: one object per input.
+
+    Yields one output line at a time (with its newline), so a 10k-line jsonl never exists twice in memory.
+    """
     for result in results:
         if fmt == "jsonl":
-            out.append(json.dumps(result.to_json(), ensure_ascii=False))
+            yield json.dumps(result.to_json(), ensure_ascii=False).translate(_LINE_BREAKS_INSIDE_JSON) + "\n"
         else:
-            out.extend(h.text for h in result.hypotheses[: nbest or 1])
-    return "".join(line + "\n" for line in out)
+            for h in result.hypotheses[: nbest or 1]:
+                yield h.text + "\n"
+
+
+def format_results(results: list[Translation], fmt: str, nbest: int | None) -> str:
+    """All of ``format_lines`` as one string."""
+    return "".join(format_lines(results, fmt, nbest))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,13 +87,13 @@ def main(argv: list[str] | None = None) -> int:
             keep = (args.nbest or 1) if args.format == "text" else args.nbest
             results = translator.translate(lines, batch_size=args.batch_size, max_tokens=args.max_tokens,
                                            truncate=args.truncate, nbest=keep, progress=bar, **kwargs)
-        text = format_results(results, args.format, args.nbest)
         if args.output == "-":
-            sys.stdout.write(text)
+            sys.stdout.writelines(format_lines(results, args.format, args.nbest))
             sys.stdout.flush()
         else:
             with atomic_file(args.output, force=args.force or not _exists(args.output)) as handle:
-                handle.write(text)
+                for line in format_lines(results, args.format, args.nbest):
+                    handle.write(line)
 
     with sigterm_as_interrupt():  # SIGTERM = Ctrl-C: exit 130, nothing partial left (as while writing)
         return run_cli(job)
