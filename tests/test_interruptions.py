@@ -127,6 +127,7 @@ def convert_argv(out: Path, *extra: str) -> list[str]:
             "--src-lang", "en", "--tgt-lang", "de", *extra]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_convert_interrupted_while_writing_leaves_no_folder(tmp_path, sig):
     out = tmp_path / "out"
@@ -135,6 +136,7 @@ def test_convert_interrupted_while_writing_leaves_no_folder(tmp_path, sig):
     assert not out.exists() and leftovers(tmp_path, "out") == []
 
 
+@pytest.mark.slow
 def test_convert_interrupted_while_replacing_keeps_the_old_folder(tmp_path, converted):
     out = tmp_path / "out"
     shutil.copytree(converted(MODEL), out)
@@ -145,6 +147,7 @@ def test_convert_interrupted_while_replacing_keeps_the_old_folder(tmp_path, conv
     assert leftovers(tmp_path, "out") == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_convert_interrupted_while_reading_writes_nothing(tmp_path, sig):
     out = tmp_path / "out"
@@ -229,6 +232,7 @@ def run_until_progress(argv: list[str], sig: int) -> tuple[int, str]:
     return child.returncode, err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_translate_interrupted_mid_run_leaves_no_output(tmp_path, converted, long_input, sig):
     out = tmp_path / "out.txt"
@@ -237,6 +241,7 @@ def test_translate_interrupted_mid_run_leaves_no_output(tmp_path, converted, lon
     assert not out.exists() and leftovers(tmp_path, "out.txt") == []
 
 
+@pytest.mark.slow
 def test_translate_interrupted_mid_run_keeps_a_previous_output(tmp_path, converted, long_input):
     out = tmp_path / "out.txt"
     out.write_bytes(b"previous complete result\n")
@@ -245,6 +250,7 @@ def test_translate_interrupted_mid_run_keeps_a_previous_output(tmp_path, convert
     assert out.read_bytes() == b"previous complete result\n" and leftovers(tmp_path, "out.txt") == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_translate_interrupted_while_writing_leaves_no_truncated_file(tmp_path, converted, sig):
     source = tmp_path / "in.en"
