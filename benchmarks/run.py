@@ -28,9 +28,12 @@ thread count. Each (config, system) gets one warm-up on the first batches, then
 ``--repeats`` timed runs; the systems take turns within each round so load
 changes on the machine hit all of them alike, and the median is reported.
 Target tokens = each system's top-1 hypothesis length including ``</s>``.
-Peak RSS: the process's RSS after loading the system minus before (``load``),
-and the high-water mark during its runs minus the RSS before them
-(``run``, reset through ``/proc/self/clear_refs``). Agreement: top-1 token
+Memory: ``peak RSS`` = the peak RSS of a separate process that loads only that
+system and translates the config's inputs once (``--rss-probe``; the first
+config of each workload; memory-mapped weights count once read); ``run peak``
+= in the benchmark process, the high-water mark during the system's timed runs
+minus the RSS before them (reset through ``/proc/self/clear_refs``), i.e. the
+working memory of decoding. Agreement: top-1 token
 sequences identical to fsmt_port's (``</s>`` and the length limit aside), and for
 the small model at beam 5, detokenized top-1 identical to fairseq's golden
 hypotheses. Writes ``results.json`` and ``results.md`` into ``--out-dir``.
@@ -165,8 +168,8 @@ def small_workload(args, log) -> Workload:
     tokenizer = FSMTTokenizer.from_pretrained(model_dir)
     lines = read_lines(args.source)
     if args.smoke:
-        lines = lines[:16]
-        configs = [RunConfig("beam1 x batch8", 1, 8, len(lines)), RunConfig("beam5 x batch8", 5, 8, len(lines))]
+        lines = lines[:8]
+        configs = [RunConfig("beam1 x batch4", 1, 4, len(lines)), RunConfig("beam5 x batch4", 5, 4, len(lines))]
     else:
         configs = []
         for beam in (1, 5):
@@ -230,6 +233,14 @@ class System:
 
     def run(self, prepared):
         raise NotImplementedError
+
+    def open(self, threads: int) -> None:
+        """Untimed, before each run: torch systems re-assert the thread count (CTranslate2 resets
+        the OpenMP thread count of the calling thread when it loads a model)."""
+        torch.set_num_threads(threads)
+
+    def close(self) -> None:
+        """Untimed, after each run."""
 
     def tokens(self, raw) -> list[list[int]]:
         """Top-1 target ids per sentence in batch order, ending with </s> when one was produced."""
@@ -311,9 +322,9 @@ class CTranslate2(System):
         from fsmt_port.tokenizer import FSMTTokenizer
 
         self.name = name
-        compute_type = "int8" if name.endswith("int8") else "float32"
-        self.translator = ctranslate2.Translator(str(ct2_dir), device="cpu", compute_type=compute_type,
-                                                 inter_threads=1, intra_threads=threads)
+        self.ct2_dir, self.threads = str(ct2_dir), threads
+        self.compute_type = "int8" if name.endswith("int8") else "float32"
+        self.translator = None
         tokenizer = FSMTTokenizer.from_pretrained(model_dir)
         self.src_tokens = vocabulary(tokenizer.src_dict.symbols)
         self.tgt_index = {t: i for i, t in enumerate(vocabulary(tokenizer.tgt_dict.symbols))}
@@ -324,6 +335,19 @@ class CTranslate2(System):
         if config.fixed_length:  # CTranslate2 counts </s> as a decoding step
             kwargs.update(min_decoding_length=config.fixed_length, max_decoding_length=config.fixed_length + 1)
         return [([[self.src_tokens[t] for t in ids[i]] for i in batch], kwargs) for batch in batches]
+
+    def open(self, threads: int) -> None:
+        """Load only for the run: a live Translator keeps an OpenMP team in the libgomp that torch
+        shares, and with more OpenMP threads than cores libgomp stops spin-waiting, which slows
+        every torch system measured meanwhile by 10-30% (measured here)."""
+        import ctranslate2
+
+        self.translator = ctranslate2.Translator(self.ct2_dir, device="cpu", compute_type=self.compute_type,
+                                                 inter_threads=1, intra_threads=self.threads)
+
+    def close(self) -> None:
+        self.translator = None
+        gc.collect()
 
     def run(self, prepared):
         return [self.translator.translate_batch(tokens, **kwargs) for tokens, kwargs in prepared]
@@ -358,7 +382,7 @@ def _bleu(hyps: list[str], refs: list[str]) -> float | None:
     return round(sacrebleu.corpus_bleu(hyps, [refs]).score, 2)
 
 
-def measure(workload: Workload, systems: dict[str, System], load_rss: dict[str, int], args, log) -> list[dict]:
+def measure(workload: Workload, systems: dict[str, System], args, log) -> list[dict]:
     from fsmt_port.tokenizer import FSMTTokenizer
     from fsmt_port.translator import make_batches
 
@@ -369,10 +393,13 @@ def measure(workload: Workload, systems: dict[str, System], load_rss: dict[str, 
         batches = make_batches([len(x) for x in ids], config.batch_size, None)
         order = [i for batch in batches for i in batch]
         prepared = {name: s.prepare(ids, batches, config) for name, s in systems.items()}
-        warm_batches = max(1, min(len(batches), args.warmup_batches))
-        log(f"[{workload.name}] {config.name}: {config.sentences} sentences, {len(batches)} batches; warm-up")
+        warm_batches = min(len(batches), args.warmup_batches)
+        log(f"[{workload.name}] {config.name}: {config.sentences} sentences, {len(batches)} batches; "
+            f"warm-up on {warm_batches}")
         for name, system in systems.items():  # warm-up: excluded from every number
+            system.open(args.threads)
             system.run(prepared[name][:warm_batches])
+            system.close()
         times: dict[str, list[float]] = {name: [] for name in systems}
         cpu: dict[str, list[float]] = {name: [] for name in systems}
         run_peak: dict[str, int] = {name: 0 for name in systems}
@@ -382,6 +409,7 @@ def measure(workload: Workload, systems: dict[str, System], load_rss: dict[str, 
         for round_index in range(args.repeats):
             rotation = names[round_index % len(names):] + names[: round_index % len(names)]
             for name in rotation:
+                systems[name].open(args.threads)
                 gc.collect()
                 reset_peak()
                 before = rss()
@@ -390,6 +418,7 @@ def measure(workload: Workload, systems: dict[str, System], load_rss: dict[str, 
                 times[name].append(time.perf_counter() - wall)
                 cpu[name].append(time.process_time() - proc)
                 run_peak[name] = max(run_peak[name], peak() - before)
+                systems[name].close()
                 if name not in outputs:
                     outputs[name] = systems[name].tokens(raw)
                 del raw
@@ -415,7 +444,6 @@ def measure(workload: Workload, systems: dict[str, System], load_rss: dict[str, 
                 "target_tokens": n_tokens, "target_tokens_per_s": round(n_tokens / seconds, 1),
                 "speed_vs_transformers": round(hf_time / seconds, 3) if hf_time else None,
                 "fsmt_port_speedup": round(seconds / base_time, 3) if base_time else None,
-                "load_rss_mb": round(load_rss.get(name, 0) / 2**20, 1),
                 "run_peak_rss_mb": round(run_peak[name] / 2**20, 1),
                 "loadavg_before_after": [round(load_before, 2), round(load_after, 2)],
             }
@@ -446,25 +474,109 @@ def measure(workload: Workload, systems: dict[str, System], load_rss: dict[str, 
 
 def run_workload(workload: Workload, args, log) -> list[dict]:
     systems: dict[str, System] = {}
-    load_rss: dict[str, int] = {}
     for name in args.systems:
         if name == "transformers" and not _transformers_can_run(workload.model_dir):
             log(f"[{workload.name}] skipping transformers: the model is not transformers-compatible")
             continue
-        gc.collect()
-        before = rss()
         systems[name] = load_system(name, workload, args.threads)
-        gc.collect()
-        load_rss[name] = rss() - before
     try:
-        return measure(workload, systems, load_rss, args, log)
+        rows = measure(workload, systems, args, log)
     finally:
         systems.clear()
         gc.collect()
+    if args.rss_probes:
+        probe_peak_rss(workload, rows, args, log)
+    return rows
+
+
+def probe_peak_rss(workload: Workload, rows: list[dict], args, log) -> None:
+    """Each system's peak RSS in a process of its own: load it, translate the workload's first
+    config once, exit (``--rss-probe``); minus the same process that only imports everything."""
+    config = workload.configs[0]
+    common = [sys.executable, str(Path(__file__).resolve()), "--work-dir", str(args.work_dir), "--threads",
+              str(args.threads), "--workloads", workload.name] + (["--smoke"] if args.smoke else [])
+    baseline, _ = child_peak_rss(common + ["--rss-probe", "none"])
+    for name in {r["system"] for r in rows if r["workload"] == workload.name and "seconds_all" in r}:
+        log(f"[{workload.name}] peak RSS of {name} in its own process ({config.name})")
+        peak_bytes, _ = child_peak_rss(common + ["--rss-probe", name])
+        for row in rows:
+            if row["system"] == name:
+                row["peak_rss_mb"] = round(peak_bytes / 2**20, 1)
+                row["peak_rss_over_baseline_mb"] = round((peak_bytes - baseline) / 2**20, 1)
+
+
+def rss_probe(args) -> int:
+    """Child side of :func:`probe_peak_rss`."""
+    from fsmt_port.translator import make_batches
+
+    workload = {"small": small_workload, "big": big_workload}[args.workloads[0]](args, lambda message: None)
+    if args.rss_probe == "none":
+        return 0
+    config = workload.configs[0]
+    ids = workload.ids[: config.sentences]
+    batches = make_batches([len(x) for x in ids], config.batch_size, None)
+    system = load_system(args.rss_probe, workload, args.threads)
+    prepared = system.prepare(ids, batches, config)
+    system.open(args.threads)
+    system.run(prepared)
+    return 0
 
 
 def _transformers_can_run(model_dir: Path) -> bool:
     return json.loads((model_dir / "config.json").read_text()).get("model_type") == "fsmt"
+
+
+# --- conversion / loading memory ---------------------------------------------------------
+
+_HELPER = ("import json, resource, subprocess, sys, time; start = time.time(); "
+           "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
+           "print(json.dumps([resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024, time.time() - start]))")
+
+
+def child_peak_rss(argv: list[str]) -> tuple[int, float]:
+    """Peak RSS (bytes) and wall seconds of ``argv``, run as the ONLY child of a fresh helper process
+    (``RUSAGE_CHILDREN`` is a maximum over every child a process ever waited for)."""
+    done = subprocess.run([sys.executable, "-c", _HELPER, *argv], check=True, capture_output=True, text=True)
+    peak_bytes, seconds = json.loads(done.stdout.strip().splitlines()[-1])
+    return int(peak_bytes), float(seconds)
+
+
+def memory_rows(args, log) -> list[dict]:
+    """Peak RSS of converting the big-shape checkpoint and of loading the converted folder."""
+    import tempfile
+
+    name = "big-smoke" if args.smoke else "big"
+    ckpt = args.work_dir / ("big-shape-smoke-ckpt" if args.smoke else "big-ckpt") / "model.pt"
+    model_dir = args.work_dir / name
+    if not ckpt.is_file() or not model_dir.is_dir():
+        big_workload(args, log)
+    weights = (model_dir / "model.safetensors").stat().st_size
+    checkpoint = ckpt.stat().st_size
+    py = sys.executable
+    probe = "[2]" if args.smoke else "[100, 200, 300, 2]"
+    load = f"from fsmt_port import FSMTForConditionalGeneration as M; m = M.from_pretrained({str(model_dir)!r})"
+    steps = [
+        ("python + torch + fsmt_port imported (baseline)", [py, "-c", "import torch, fsmt_port.convert"]),
+        ("convert the fairseq checkpoint (python -m fsmt_port.convert)", None),
+        ("load the converted folder (from_pretrained)", [py, "-c", load]),
+        ("load + translate one sentence (every weight read)",
+         [py, "-c", load + f"; import torch; m.generate(torch.tensor([{probe}]), num_beams=5, max_len_b=5)"]),
+    ]
+    if args.smoke:  # the two measurements the issue asks for, nothing else
+        steps = steps[1:3]
+    rows = []
+    with tempfile.TemporaryDirectory(dir=args.work_dir) as tmp:
+        for what, argv in steps:
+            if argv is None:
+                argv = [py, "-m", "fsmt_port.convert", "--fsmt-path", str(ckpt), "--output-dir", f"{tmp}/out",
+                        "--src-lang", "en", "--tgt-lang", "de", "--force"]
+            log(f"[memory] {what}")
+            peak_bytes, seconds = child_peak_rss(argv)
+            rows.append({"what": what, "peak_rss_mb": round(peak_bytes / 2**20, 1), "seconds": round(seconds, 1),
+                         "peak_over_checkpoint_file": round(peak_bytes / checkpoint, 3),
+                         "peak_over_model_weights": round(peak_bytes / weights, 3)})
+    return [{"checkpoint": str(ckpt), "checkpoint_file_mb": round(checkpoint / 2**20, 1),
+             "model_weights_mb": round(weights / 2**20, 1), "rows": rows}]
 
 
 # --- report -----------------------------------------------------------------------------
@@ -503,7 +615,7 @@ def markdown(report: dict) -> str:
                  "`fsmt_port x` = how many times faster fsmt_port fp32 is than that system.")
     lines.append("")
     header = ("| workload | config | system | s (median) | sent/s | tgt tok/s | x transformers | fsmt_port x "
-              "| top-1 = fsmt_port | top-1 = fairseq | BLEU | load RSS MB | run peak RSS MB |")
+              "| top-1 = fsmt_port | top-1 = fairseq | BLEU | peak RSS MB (own process) | run peak MB |")
     lines += [header, "|" + "---|" * (header.count("|") - 1)]
     for row in report["rows"]:
         lines.append("| " + " | ".join([
@@ -511,7 +623,15 @@ def markdown(report: dict) -> str:
             _fmt(row.get("sentences_per_s"), ".1f"), _fmt(row.get("target_tokens_per_s"), ".0f"),
             _fmt(row.get("speed_vs_transformers"), ".2f"), _fmt(row.get("fsmt_port_speedup"), ".2f"),
             _fmt(row.get("top1_same_as_fsmt_port")), _fmt(row.get("top1_same_as_fairseq")), _fmt(row.get("bleu")),
-            _fmt(row.get("load_rss_mb"), ".0f"), _fmt(row.get("run_peak_rss_mb"), ".0f")]) + " |")
+            _fmt(row.get("peak_rss_mb"), ".0f"), _fmt(row.get("run_peak_rss_mb"), ".0f")]) + " |")
+    for memory in report.get("memory", []):
+        lines += ["", f"Conversion and loading memory (peak RSS of a child process): checkpoint "
+                      f"`{Path(memory['checkpoint']).name}` {memory['checkpoint_file_mb']:.0f} MB on disk, of which "
+                      f"model weights {memory['model_weights_mb']:.0f} MB.", "",
+                  "| step | peak RSS MB | / checkpoint file | / model weights | s |", "|---|---|---|---|---|"]
+        for row in memory["rows"]:
+            lines.append(f"| {row['what']} | {row['peak_rss_mb']:.0f} | {row['peak_over_checkpoint_file']:.2f} "
+                         f"| {row['peak_over_model_weights']:.2f} | {row['seconds']:.1f} |")
     for note in report.get("notes", []):
         lines += ["", f"* {note}"]
     return "\n".join(lines) + "\n"
@@ -521,12 +641,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="tiny inputs, 1 repeat: checks the harness, not speed")
-    parser.add_argument("--workloads", default="small,big", help="comma-separated: small, big (default: both)")
+    parser.add_argument("--workloads", default="small,big,memory",
+                        help="comma-separated: small, big, memory (conversion/loading RSS) (default: all)")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated subset of: " + ", ".join(SYSTEMS))
     parser.add_argument("--configs", help="only these beam:batch pairs of the small workload, e.g. 5:32,1:32")
     parser.add_argument("--repeats", type=int, help="timed runs per (config, system) (default 3; smoke 1)")
-    parser.add_argument("--warmup-batches", type=int, default=2, help="batches in the untimed warm-up run")
-    parser.add_argument("--threads", type=int, default=2, help="intra-op threads for every system (default 2)")
+    parser.add_argument("--warmup-batches", type=int, help="batches in the untimed warm-up run (default 2; smoke 0)")
+    parser.add_argument("--threads", type=int, help="intra-op threads for every system (default 2; smoke 1)")
     parser.add_argument("--batch1-sentences", type=int, default=250,
                         help="sentences for the batch-1 configs (default 250; 1000 = all, slow)")
     parser.add_argument("--big-sentences", type=int, default=32, help="sentences of the big workload (default 32)")
@@ -537,14 +658,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="fairseq's beam-5 hypotheses for --source (default: the fixture copy)")
     parser.add_argument("--work-dir", type=Path, help="converted models (default benchmarks/_work; smoke: .../smoke)")
     parser.add_argument("--out-dir", type=Path, help="results.json + results.md (default: WORK_DIR/results)")
+    parser.add_argument("--no-rss-probes", dest="rss_probes", action="store_false", default=None,
+                        help="skip the per-system peak-RSS processes (default: run them; smoke: skip)")
+    parser.add_argument("--rss-probe", help=argparse.SUPPRESS)  # internal: child of probe_peak_rss
     args = parser.parse_args(argv)
     args.systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = [s for s in args.systems if s not in SYSTEMS]
     if unknown:
         parser.error(f"unknown system(s) {unknown}; expected some of {', '.join(SYSTEMS)}")
     args.workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    unknown = [w for w in args.workloads if w not in ("small", "big", "memory")]
+    if unknown:
+        parser.error(f"unknown workload(s) {unknown}; expected some of small, big, memory")
     if args.repeats is None:
         args.repeats = 1 if args.smoke else 3
+    if args.warmup_batches is None:
+        args.warmup_batches = 0 if args.smoke else 2
+    if args.threads is None:
+        args.threads = 1 if args.smoke else 2
+    if args.rss_probes is None:
+        args.rss_probes = not args.smoke
     if args.work_dir is None:
         args.work_dir = WORK / "smoke" if args.smoke else WORK
     if args.out_dir is None:
@@ -556,6 +689,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
+    if args.rss_probe:
+        return rss_probe(args)
     args.work_dir.mkdir(parents=True, exist_ok=True)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -565,8 +700,11 @@ def main(argv: list[str] | None = None) -> int:
 
     builders: dict[str, Callable] = {"small": small_workload, "big": big_workload}
     report = {"machine": machine(), "threads": args.threads, "repeats": args.repeats, "smoke": args.smoke,
-              "systems": args.systems, "rows": [], "notes": []}
+              "systems": args.systems, "rows": [], "memory": [], "notes": []}
     for name in args.workloads:
+        if name == "memory":
+            report["memory"] += memory_rows(args, log)
+            continue
         workload = builders[name](args, log)
         report["notes"] += [f"{name}: {note}" for note in workload.notes]
         report["rows"] += run_workload(workload, args, log)

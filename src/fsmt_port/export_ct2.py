@@ -19,6 +19,9 @@ hypothesis maps back with ``tgt_index[token]``. :func:`ids_to_tokens` and
 
 What CTranslate2 cannot express (activations ``linear``/``relu_squared``, a
 final LayerNorm on a post-norm stack) is refused up front with every reason.
+One behaviour differs and cannot be exported away: CTranslate2 returns an empty
+translation for a source made only of special tokens (an empty line, ``[</s>]``),
+where fairseq and fsmt_port translate it like any other input.
 """
 
 from __future__ import annotations

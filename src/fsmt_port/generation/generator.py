@@ -34,6 +34,7 @@ import torch
 
 from ..errors import ConfigError, InputError
 from ..generation_config import GenerationConfig
+from ..runtime import tune_malloc
 from .ensemble import EnsembleDecoder
 from .ngram import block_repeated_ngrams
 from .search import BeamSearch
@@ -74,6 +75,7 @@ class SequenceGenerator:
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                  ) -> list[list[Hypothesis]]:
         """input_ids: (B, S) source ids ending in </s>, left- or right-padded with <pad>."""
+        tune_malloc()
         if input_ids.dim() != 2 or input_ids.size(0) == 0:
             raise InputError(f"input_ids must be a non-empty (batch, length) tensor, got shape {tuple(input_ids.shape)}")
         real = input_ids.ne(self.pad) if attention_mask is None else attention_mask.bool() & input_ids.ne(self.pad)
@@ -110,8 +112,17 @@ class SequenceGenerator:
         uniform_max_len = bool((max_lens == max_len).all())
 
         for step in range(max_len + 1):
-            lprobs = self.decoder.step(tokens[:, step: step + 1])
-            lprobs.nan_to_num_(nan=-math.inf, posinf=math.inf, neginf=-math.inf)
+            if step == 0 and beam > 1:
+                # The beams of a sentence are identical before the first token (fairseq's search only
+                # expands the first): decode one row per sentence; the caches keep one row per sentence
+                # until the first reorder below.
+                lprobs = self.decoder.step(tokens[::beam, :1]).repeat_interleave(beam, dim=0)
+            else:
+                lprobs = self.decoder.step(tokens[:, step: step + 1])
+            # fairseq: NaN -> -inf. log_softmax turns any NaN/inf logit into a whole NaN row (its max
+            # and sum propagate it), so one column tells whether the full pass is needed.
+            if bool(lprobs[:, self.eos].isnan().any()):
+                lprobs.nan_to_num_(nan=-math.inf, posinf=math.inf, neginf=-math.inf)
             lprobs[:, self.pad] = -math.inf
             if cfg.unk_penalty:
                 lprobs[:, self.unk] -= cfg.unk_penalty
@@ -184,7 +195,10 @@ class SequenceGenerator:
             if step > 0:
                 scores[:, :step] = torch.index_select(scores[:, :step], 0, active_bbsz_idx)
             scores.view(bsz, beam, -1)[:, :, step] = active_scores
-            self.decoder.reorder(torch.gather(rows_from, 1, active_hypos).view(-1), batch_idxs)
+            cache_rows = torch.gather(rows_from, 1, active_hypos).view(-1)
+            if step == 0 and beam > 1:  # the caches still have one row per sentence
+                cache_rows = torch.div(cache_rows, beam, rounding_mode="trunc")
+            self.decoder.reorder(cache_rows, batch_idxs)
 
         return [self._sorted(hypos) for hypos in finalized]
 

@@ -34,12 +34,14 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None, causal: bool = False,
                 cache=None, layer: int = 0) -> torch.Tensor:
-        """x: (B, T, D). key_mask: (B, 1, 1, T) bool, True = attend. cache: decoder KV cache."""
-        q, k, v = self.qkv_proj(x).chunk(3, dim=-1)
-        q, k, v = (_split_heads(t, self.heads) for t in (q, k, v))
-        if cache is not None:
-            k, v = cache.append_self(layer, k, v)
-            causal = causal and q.size(2) > 1
+        """x: (B, T, D). key_mask: additive (B, 1, 1, T) mask or None. cache: decoder KV cache."""
+        qkv = self.qkv_proj(x)
+        dim = qkv.size(-1) // 3
+        q = _split_heads(qkv[..., :dim], self.heads)
+        if cache is None:
+            k, v = (_split_heads(t, self.heads) for t in qkv[..., dim:].chunk(2, dim=-1))
+        else:  # the cache stores this step's keys/values and returns all of them
+            k, v = cache.append_self(layer, qkv[..., dim:], self.heads)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, is_causal=causal and q.size(2) > 1)
         return self.out_proj(_merge_heads(out))
 

@@ -1,9 +1,17 @@
 """The decoder's incremental state: one design, used by every decoding path.
 
-* Self-attention keys/values: one row per hypothesis, in buffers that grow by
-  chunks of ``CHUNK`` steps; each step writes its new key/value in place.
-  ``reorder`` picks the rows of the surviving hypotheses (beam reselection and
-  finished sentences leaving the batch) with one ``index_select`` per buffer.
+* Self-attention keys/values of every layer live in ONE time-major buffer
+  ``(capacity, rows, 2 * layers, dim)``: a step writes its slot ``t`` in place,
+  and attention reads ``buf[:length, :, 2l]`` / ``buf[:length, :, 2l + 1]`` as
+  strided ``(rows, heads, length, head_dim)`` views (no copies).
+* ``reorder`` (beam reselection, finished sentences leaving the batch) gathers
+  the rows of the surviving hypotheses with ONE ``index_select`` over the
+  filled prefix ``[:length]`` only, into a preallocated spare buffer; the two
+  buffers then swap roles (ping-pong). Capacity grows in chunks of ``CHUNK``
+  steps as part of that gather, so steady-state decoding allocates nothing and
+  copies each cached value once per step, which is the least a per-row cache
+  can do. An identity reorder (greedy search, or beams that kept their order)
+  copies nothing.
 * Cross-attention keys/values: one row per *sentence*, computed once from the
   encoder output, shared by that sentence's hypotheses; they only shrink when
   sentences finish.
@@ -21,42 +29,64 @@ class DecoderCache:
                  memory_mask: torch.Tensor | None, group: int) -> None:
         self.memory_k = memory_k  # per layer: (sentences, H, S, hd)
         self.memory_v = memory_v
-        self.memory_mask = memory_mask  # (sentences, 1, 1, S) bool, True = attend; None = no padding
+        self.memory_mask = memory_mask  # additive (sentences, 1, 1, S), -inf at padding; None = no padding
         self.group = group  # hypotheses (rows) per sentence
-        self.self_k: list[torch.Tensor | None] = [None] * len(memory_k)
-        self.self_v: list[torch.Tensor | None] = [None] * len(memory_k)
+        self.layers = len(memory_k)
         self.length = 0  # target positions already cached
+        self._buf: torch.Tensor | None = None  # (capacity, rows, 2 * layers, dim): a prefix of _storage
+        self._storage: torch.Tensor | None = None  # 1-D
+        self._spare: torch.Tensor | None = None  # 1-D storage the next reorder gathers into
 
-    def append_self(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Store this step's (rows, H, T, hd) keys/values; return all cached so far."""
-        start, end = self.length, self.length + k.size(2)
-        self.self_k[layer] = buf_k = self._ensure(self.self_k[layer], k, end)
-        self.self_v[layer] = buf_v = self._ensure(self.self_v[layer], v, end)
-        buf_k[:, :, start:end] = k
-        buf_v[:, :, start:end] = v
-        return buf_k[:, :, :end], buf_v[:, :, :end]
+    def append_self(self, layer: int, kv: torch.Tensor, heads: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store this call's keys/values ``kv`` (rows, T, 2 * dim), [k | v]; return all cached keys and
+        values of ``layer`` as (rows, heads, length + T, head_dim) views."""
+        rows, steps, width = kv.shape
+        dim = width // 2
+        end = self.length + steps
+        if self._buf is None or self._buf.size(0) < end:
+            self._grow(kv, end)
+        buf = self._buf
+        buf[self.length: end, :, 2 * layer: 2 * layer + 2] = kv.view(rows, steps, 2, dim).transpose(0, 1)
+        k = buf[:end, :, 2 * layer].view(end, rows, heads, dim // heads).permute(1, 2, 0, 3)
+        v = buf[:end, :, 2 * layer + 1].view(end, rows, heads, dim // heads).permute(1, 2, 0, 3)
+        return k, v
 
-    def _ensure(self, buf: torch.Tensor | None, like: torch.Tensor, end: int) -> torch.Tensor:
-        if buf is not None and buf.size(2) >= end:
-            return buf
-        capacity = -(-end // self.CHUNK) * self.CHUNK
-        rows, heads, _, head_dim = like.shape
-        grown = like.new_empty(rows, heads, capacity, head_dim)
-        if buf is not None:
-            grown[:, :, : self.length] = buf[:, :, : self.length]
-        return grown
+    def _capacity(self, steps: int) -> int:
+        return -(-steps // self.CHUNK) * self.CHUNK
+
+    def _grow(self, like: torch.Tensor, end: int) -> None:
+        rows, _, width = like.shape
+        storage = like.new_empty(self._capacity(end) * rows * 2 * self.layers * (width // 2))
+        grown = storage.view(self._capacity(end), rows, 2 * self.layers, width // 2)
+        if self._buf is not None:
+            grown[: self.length] = self._buf[: self.length]
+        self._buf, self._storage = grown, storage
 
     def advance(self, steps: int) -> None:
         self.length += steps
 
     def reorder(self, rows: torch.Tensor, sentences: torch.Tensor | None = None) -> None:
         """Keep hypothesis rows ``rows`` (in that order) and, if given, sentences ``sentences``."""
-        for cache in (self.self_k, self.self_v):
-            for layer, buf in enumerate(cache):
-                if buf is not None:
-                    cache[layer] = buf.index_select(0, rows)
         if sentences is not None:
             self.memory_k = [k.index_select(0, sentences) for k in self.memory_k]
             self.memory_v = [v.index_select(0, sentences) for v in self.memory_v]
             if self.memory_mask is not None:
                 self.memory_mask = self.memory_mask.index_select(0, sentences)
+        buf = self._buf
+        if buf is None or self.length == 0:
+            return
+        if rows.numel() == buf.size(1) and torch.equal(rows, torch.arange(rows.numel(), device=rows.device)):
+            return
+        # Gather the filled prefix into the spare storage, with room for the next step.
+        shape = (self._capacity(self.length + 1), rows.numel(), *buf.shape[2:])
+        numel = shape[0] * shape[1] * shape[2] * shape[3]
+        if self._spare is None or self._spare.numel() < numel:
+            self._spare = buf.new_empty(numel)
+        target = self._spare[:numel].view(shape)
+        # One row-gather over the flattened (time x row) axis: each copied unit is a whole
+        # (2 * layers * dim) slab, about 2x faster than ``index_select`` along dim 1.
+        steps, old_rows = self.length, buf.size(1)
+        flat_rows = (torch.arange(steps, device=rows.device).unsqueeze(1) * old_rows + rows).view(-1)
+        torch.index_select(buf[:steps].view(steps * old_rows, -1), 0, flat_rows,
+                           out=target[:steps].view(steps * rows.numel(), -1))
+        self._buf, self._storage, self._spare = target, self._spare, self._storage

@@ -20,7 +20,7 @@ def _relu_squared(x: torch.Tensor) -> torch.Tensor:
 
 
 ACTIVATIONS = {
-    "relu": F.relu,
+    "relu": torch.relu_,  # in place: the fc1 output is not needed afterwards
     "gelu": F.gelu,
     "gelu_accurate": _gelu_accurate,
     "gelu_fast": _gelu_accurate,
@@ -81,9 +81,24 @@ class DecoderLayer(nn.Module):
 def _residual(x: torch.Tensor, norm: nn.LayerNorm, normalize_before: bool, block) -> torch.Tensor:
     """fairseq's block: pre-norm ``x + f(LN(x))`` or post-norm ``LN(x + f(x))``."""
     if normalize_before:
-        return x + block(norm(x))
-    return norm(x + block(x))
+        return block(norm(x)).add_(x)  # x + f(...), in place on f's fresh output
+    return norm(block(x).add_(x))
 
 
 def embed_scale(dim: int, scale_embedding: bool) -> float:
     return math.sqrt(dim) if scale_embedding else 1.0
+
+
+def token_embedding(vocab_size: int, dim: int, padding_idx: int) -> nn.Embedding:
+    """fairseq's token embedding (normal init, zero <pad> row).
+
+    Built on the meta device (every load), the init is skipped: ``normal_`` on
+    meta goes through torch's decompositions, whose first use costs ~1.7 s of
+    imports, for values the file replaces anyway.
+    """
+    weight = torch.empty(vocab_size, dim)
+    if weight.device.type != "meta":
+        nn.init.normal_(weight, mean=0.0, std=dim ** -0.5)
+        with torch.no_grad():
+            weight[padding_idx].zero_()
+    return nn.Embedding(vocab_size, dim, padding_idx=padding_idx, _weight=weight)

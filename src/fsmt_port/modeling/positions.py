@@ -39,7 +39,10 @@ class SinusoidalPositions(nn.Module):
         super().__init__()
         self.dim = dim
         self.padding_idx = padding_idx
-        self.register_buffer("table", sinusoidal_table(init_size, dim, padding_idx), persistent=False)
+        table = torch.empty(init_size, dim)
+        if not table.is_meta:  # on meta (every load) ``materialize`` computes it, without meta's slow decompositions
+            table = sinusoidal_table(init_size, dim, padding_idx)
+        self.register_buffer("table", table, persistent=False)
 
     def materialize(self, dtype: torch.dtype) -> None:
         """(Re)compute the table on the CPU after the module was built on the meta device."""
@@ -47,10 +50,17 @@ class SinusoidalPositions(nn.Module):
             self.table = sinusoidal_table(self.table.size(0), self.dim, self.padding_idx).to(dtype)
 
     def lookup(self, positions: torch.Tensor) -> torch.Tensor:
-        needed = int(positions.max()) + 1 if positions.numel() else 0
-        if needed > self.table.size(0):
-            self.table = sinusoidal_table(needed, self.dim, self.padding_idx).to(self.table)
+        self._ensure(int(positions.max()) + 1 if positions.numel() else 0)
         return self.table[positions]
+
+    def span(self, start: int, length: int) -> torch.Tensor:
+        """The embeddings of positions ``start .. start + length - 1``: (length, dim), a view."""
+        self._ensure(start + length)
+        return self.table[start: start + length]
+
+    def _ensure(self, size: int) -> None:
+        if size > self.table.size(0):
+            self.table = sinusoidal_table(size, self.dim, self.padding_idx).to(self.table)
 
 
 class LearnedPositions(nn.Module):
@@ -63,6 +73,12 @@ class LearnedPositions(nn.Module):
 
     def lookup(self, positions: torch.Tensor) -> torch.Tensor:
         return nn.functional.embedding(positions, self.weight, self.padding_idx)
+
+    def span(self, start: int, length: int) -> torch.Tensor:
+        """The embeddings of positions ``start .. start + length - 1``: (length, dim), a view."""
+        if start + length > self.weight.size(0):
+            raise IndexError(f"position {start + length - 1} is beyond the {self.weight.size(0)} learned positions")
+        return self.weight[start: start + length]
 
 
 def build_positions(learned: bool, max_positions: int, dim: int, padding_idx: int) -> nn.Module:

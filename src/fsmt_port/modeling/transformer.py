@@ -9,7 +9,7 @@ from torch import nn
 
 from ..configuration import FSMTConfig
 from .cache import DecoderCache
-from .layers import DecoderLayer, EncoderLayer, embed_scale
+from .layers import DecoderLayer, EncoderLayer, embed_scale, token_embedding
 from .positions import build_positions, make_positions
 
 
@@ -19,11 +19,16 @@ class EncoderOutput:
     padding_mask: torch.Tensor  # (B, S) bool, True at <pad>
 
 
-def _attend_mask(padding_mask: torch.Tensor) -> torch.Tensor | None:
-    """(B, S) True-at-pad -> SDPA's (B, 1, 1, S) True-to-attend, or None without padding."""
+def _attend_mask(padding_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | None:
+    """(B, S) True-at-pad -> SDPA's additive (B, 1, 1, S) mask (0 / -inf), or None without padding.
+
+    Additive rather than boolean: SDPA would convert a boolean mask to exactly this on
+    every call (every layer, every decoding step).
+    """
     if not bool(padding_mask.any()):
         return None
-    return (~padding_mask)[:, None, None, :]
+    mask = torch.zeros(padding_mask.shape, dtype=dtype, device=padding_mask.device)
+    return mask.masked_fill_(padding_mask, float("-inf"))[:, None, None, :]
 
 
 class Encoder(nn.Module):
@@ -31,7 +36,7 @@ class Encoder(nn.Module):
         super().__init__()
         dim = config.encoder_embed_dim
         self.padding_idx = config.pad_token_id
-        self.embed_tokens = nn.Embedding(config.src_vocab_size, dim, padding_idx=config.pad_token_id)
+        self.embed_tokens = token_embedding(config.src_vocab_size, dim, config.pad_token_id)
         self.embed_scale = embed_scale(dim, config.scale_embedding)
         self.embed_positions = None if config.no_token_positional_embeddings else build_positions(
             config.encoder_learned_pos, config.max_source_positions, dim, config.pad_token_id)
@@ -51,7 +56,7 @@ class Encoder(nn.Module):
             x = x + self.embed_positions.lookup(make_positions(input_ids, self.padding_idx))
         if self.layernorm_embedding is not None:
             x = self.layernorm_embedding(x)
-        key_mask = _attend_mask(padding_mask)
+        key_mask = _attend_mask(padding_mask, x.dtype)
         for layer in self.layers:
             x = layer(x, key_mask)
         if self.layer_norm is not None:
@@ -64,7 +69,7 @@ class Decoder(nn.Module):
         super().__init__()
         dim = config.decoder_embed_dim
         self.padding_idx = config.pad_token_id
-        self.embed_tokens = nn.Embedding(config.tgt_vocab_size, dim, padding_idx=config.pad_token_id)
+        self.embed_tokens = token_embedding(config.tgt_vocab_size, dim, config.pad_token_id)
         self.embed_scale = embed_scale(dim, config.scale_embedding)
         self.embed_positions = None if config.no_token_positional_embeddings else build_positions(
             config.decoder_learned_pos, config.max_target_positions, dim, config.pad_token_id)
@@ -83,7 +88,8 @@ class Decoder(nn.Module):
             k, v = layer.encoder_attn.project_memory(encoder_out.hidden)
             memory_k.append(k)
             memory_v.append(v)
-        return DecoderCache(memory_k, memory_v, _attend_mask(encoder_out.padding_mask), group)
+        return DecoderCache(memory_k, memory_v, _attend_mask(encoder_out.padding_mask, encoder_out.hidden.dtype),
+                            group)
 
     def forward(self, prev_tokens: torch.Tensor, cache: DecoderCache) -> torch.Tensor:
         """prev_tokens: (rows, T) new target tokens after the ``cache.length`` cached ones.
@@ -93,12 +99,10 @@ class Decoder(nn.Module):
         x = self.embed_scale * self.embed_tokens(prev_tokens)
         if self.embed_positions is not None:
             if cache.length == 0:
-                positions = make_positions(prev_tokens, self.padding_idx)
-            else:  # fairseq's incremental positions: no padding inside generated prefixes
-                positions = torch.arange(prev_tokens.size(1), device=prev_tokens.device) + (
-                    self.padding_idx + 1 + cache.length)
-                positions = positions.expand_as(prev_tokens)
-            x = x + self.embed_positions.lookup(positions)
+                x = x + self.embed_positions.lookup(make_positions(prev_tokens, self.padding_idx))
+            else:  # fairseq's incremental positions: no padding inside generated prefixes, so the
+                # same consecutive positions for every row (a slice of the table, broadcast)
+                x = x + self.embed_positions.span(self.padding_idx + 1 + cache.length, prev_tokens.size(1))
         if self.layernorm_embedding is not None:
             x = self.layernorm_embedding(x)
         for index, layer in enumerate(self.layers):
