@@ -125,3 +125,21 @@ def test_finished_sentences_leave_the_batch():
     results = generator.generate(torch.tensor([[7, 2], [8, 2]]))
     assert [r[0].tokens.tolist() for r in results] == [[EOS], [EOS]]
     assert decoder.calls == 1  # both finished at step 0: no second step was run
+
+
+def test_non_finite_or_oversized_settings_are_config_errors():
+    """NaN/inf penalties would write NaN scores; more beams than symbols would fail deep in top-k."""
+    import math
+
+    import pytest
+
+    from fsmt_port.errors import ConfigError
+    from fsmt_port.generation_config import GenerationConfig
+
+    for bad in ({"length_penalty": math.nan}, {"length_penalty": math.inf}, {"unk_penalty": math.nan},
+                {"max_len_a": math.inf}):
+        with pytest.raises(ConfigError, match="finite"):
+            GenerationConfig().update(**bad)
+    with pytest.raises(ConfigError, match="num_beams=7 exceeds the target vocabulary"):
+        SequenceGenerator([], GenerationConfig(num_beams=VOCAB), decoder=ScriptedDecoder({}))
+    SequenceGenerator([], GenerationConfig(num_beams=VOCAB - 1), decoder=ScriptedDecoder({}))  # the largest allowed

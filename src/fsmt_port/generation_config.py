@@ -9,6 +9,7 @@ is fairseq's (only) behaviour. See docs in ``generation/beam_search.py``.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -34,6 +35,8 @@ class GenerationConfig:
             (self.no_repeat_ngram_size >= 0, "no_repeat_ngram_size must be >= 0"),
             (self.min_len >= 0, "min_len must be >= 0"),
             (self.max_len_b >= 0 and self.max_len_a >= 0, "max_len_a and max_len_b must be >= 0"),
+            (all(math.isfinite(v) for v in (self.length_penalty, self.unk_penalty, self.max_len_a)),
+             "length_penalty, unk_penalty and max_len_a must be finite numbers"),
         ]
         for ok, message in checks:
             if not ok:

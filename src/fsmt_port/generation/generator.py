@@ -61,6 +61,9 @@ class SequenceGenerator:
         self.config = config
         self.pad, self.eos, self.unk = pad, eos, unk
         self.search = BeamSearch(self.decoder.vocab_size)
+        if config.num_beams > self.decoder.vocab_size - 1:  # fairseq's limit: <pad> is never a candidate
+            raise ConfigError(f"num_beams={config.num_beams} exceeds the target vocabulary "
+                              f"({self.decoder.vocab_size} symbols, at most {self.decoder.vocab_size - 1} beams)")
 
     def max_lengths(self, src_lengths: torch.Tensor) -> torch.Tensor:
         cfg = self.config
