@@ -53,19 +53,14 @@ def load_torch_file(path: str | Path, trust: bool = False) -> Any:
         raise CheckpointError(f"{path}: checkpoint file not found; pass the path of an existing model*.pt")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: file is empty; download the checkpoint again")
-    kwargs: dict = {"map_location": "cpu"}
-    if trust:
-        kwargs["weights_only"] = False
-    else:
-        kwargs["weights_only"] = True
     # Zip-format files can be memory-mapped: tensors we never touch (optimizer
     # state) are then never read. Legacy (pre-1.6) files cannot; load them whole.
-    kwargs["mmap"] = zipfile.is_zipfile(path)
+    mmap = zipfile.is_zipfile(path)
     try:
-        if trust:
-            return torch.load(path, **kwargs)
+        if trust:  # the user vouched for the file: full unpickling, which can run code
+            return torch.load(path, map_location="cpu", mmap=mmap, weights_only=False)
         with torch.serialization.safe_globals(_safe_globals()):
-            return torch.load(path, **kwargs)
+            return torch.load(path, map_location="cpu", mmap=mmap, weights_only=True)
     except pickle.UnpicklingError as err:
         msg = str(err)
         if "weights_only" in msg.lower() or "global" in msg.lower():

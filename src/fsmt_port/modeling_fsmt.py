@@ -92,8 +92,12 @@ class FSMTForConditionalGeneration(nn.Module):
         if problems:
             raise CheckpointError(f"{source}: weights do not fit config.json: " + "; ".join(problems)
                                   + ". Re-convert the checkpoint with --force.")
-        self.load_state_dict({k: module_state[k].to(dtype) for k in expected if k in module_state and k not in tied},
-                             strict=False, assign=True)
+        # Not strict only because tied aliases are set by ``tie_weights`` below; anything else unset is a bug.
+        result = self.load_state_dict({k: module_state[k].to(dtype) for k in expected
+                                       if k in module_state and k not in tied}, strict=False, assign=True)
+        unset = sorted(set(result.missing_keys) - tied)
+        if unset or result.unexpected_keys:
+            raise CheckpointError(f"{source}: weights left unset {unset[:3]} or unused {result.unexpected_keys[:3]}")
         self.model.tie_weights(self.config)
         for module in self.modules():  # computed (non-persistent) buffers: sinusoidal tables
             if isinstance(module, SinusoidalPositions):
@@ -136,7 +140,7 @@ class FSMTForConditionalGeneration(nn.Module):
         if decoder_input_ids is None:
             raise ConfigError("decoder_input_ids is required: [</s>] + target[:-1], as fairseq feeds the decoder")
         encoder_out = encoder_outputs or self.encode(input_ids, attention_mask)
-        cache = self.model.decoder.start(encoder_out, group=1)
+        cache = self.model.decoder.start(encoder_out)
         hidden = self.model.decoder(decoder_input_ids, cache)
         return Seq2SeqLMOutput(self.model.decoder.logits(hidden), encoder_out.hidden)
 

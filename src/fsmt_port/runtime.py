@@ -5,7 +5,7 @@ FFN activations, logits). glibc serves such blocks with a fresh ``mmap`` wheneve
 they exceed its (adaptive) mmap threshold and trims the heap top when it frees
 them, so every step page-faults new, cache-cold memory: ~150,000 minor faults
 per 1000 sentences of small-model beam search. Fixed high thresholds make it
-reuse the warm heap instead: 0 faults and 5-10% faster decoding on the 2-core
+reuse the warm heap instead: 0 faults and ~5% faster decoding on the 2-core
 measuring machine (``benchmarks/RESULTS.md``). Freed memory then stays with the
 process (RSS stays at its peak) rather than going back to the OS.
 

@@ -43,11 +43,6 @@ def format_lines(results: list[Translation], fmt: str, nbest: int | None) -> Ite
                 yield h.text + "\n"
 
 
-def format_results(results: list[Translation], fmt: str, nbest: int | None) -> str:
-    """All of ``format_lines`` as one string."""
-    return "".join(format_lines(results, fmt, nbest))
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fsmt-translate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -43,7 +43,7 @@ class EnsembleDecoder:
         self.caches = []
         for model in self.models:
             encoder_out = model.encode(input_ids, attention_mask)
-            self.caches.append(model.model.decoder.start(encoder_out, group=beam))
+            self.caches.append(model.model.decoder.start(encoder_out))
 
     def step(self, last_tokens: torch.Tensor) -> torch.Tensor:
         """last_tokens: (rows, 1) -> float32 log-probs (rows, V) for the next token."""

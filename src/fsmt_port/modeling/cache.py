@@ -26,11 +26,10 @@ class DecoderCache:
     CHUNK = 16
 
     def __init__(self, memory_k: list[torch.Tensor], memory_v: list[torch.Tensor],
-                 memory_mask: torch.Tensor | None, group: int) -> None:
+                 memory_mask: torch.Tensor | None) -> None:
         self.memory_k = memory_k  # per layer: (sentences, H, S, hd)
         self.memory_v = memory_v
         self.memory_mask = memory_mask  # additive (sentences, 1, 1, S), -inf at padding; None = no padding
-        self.group = group  # hypotheses (rows) per sentence
         self.layers = len(memory_k)
         self.length = 0  # target positions already cached
         self._buf: torch.Tensor | None = None  # (capacity, rows, 2 * layers, dim): a prefix of _storage

@@ -31,16 +31,36 @@ def _attend_mask(padding_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor
     return mask.masked_fill_(padding_mask, float("-inf"))[:, None, None, :]
 
 
-class Encoder(nn.Module):
-    def __init__(self, config: FSMTConfig) -> None:
+class _Stack(nn.Module):
+    """What the encoder and decoder share: token + position embeddings (fairseq's input layers)."""
+
+    def __init__(self, config: FSMTConfig, vocab_size: int, dim: int, learned_pos: bool, max_positions: int) -> None:
         super().__init__()
-        dim = config.encoder_embed_dim
         self.padding_idx = config.pad_token_id
-        self.embed_tokens = token_embedding(config.src_vocab_size, dim, config.pad_token_id)
+        self.embed_tokens = token_embedding(vocab_size, dim, config.pad_token_id)
         self.embed_scale = embed_scale(dim, config.scale_embedding)
         self.embed_positions = None if config.no_token_positional_embeddings else build_positions(
-            config.encoder_learned_pos, config.max_source_positions, dim, config.pad_token_id)
+            learned_pos, max_positions, dim, config.pad_token_id)
         self.layernorm_embedding = nn.LayerNorm(dim, eps=config.layer_norm_eps) if config.layernorm_embedding else None
+
+    def embed(self, tokens: torch.Tensor, first_position: int | None = None) -> torch.Tensor:
+        """Scaled token embeddings plus positions: fairseq's padding-skipping positions, or (decoding
+        after cached steps) the same consecutive positions from ``first_position`` for every row."""
+        x = self.embed_scale * self.embed_tokens(tokens)
+        if self.embed_positions is not None:
+            if first_position is None:
+                x = x + self.embed_positions.lookup(make_positions(tokens, self.padding_idx))
+            else:  # a slice of the table, broadcast over the rows
+                x = x + self.embed_positions.span(first_position, tokens.size(1))
+        if self.layernorm_embedding is not None:
+            x = self.layernorm_embedding(x)
+        return x
+
+
+class Encoder(_Stack):
+    def __init__(self, config: FSMTConfig) -> None:
+        dim = config.encoder_embed_dim
+        super().__init__(config, config.src_vocab_size, dim, config.encoder_learned_pos, config.max_source_positions)
         self.layers = nn.ModuleList(
             EncoderLayer(dim, config.encoder_ffn_dim, config.encoder_attention_heads, config.activation_function,
                          config.encoder_normalize_before, config.layer_norm_eps)
@@ -51,11 +71,7 @@ class Encoder(nn.Module):
         padding_mask = input_ids.eq(self.padding_idx)
         if attention_mask is not None:
             padding_mask = padding_mask | attention_mask.eq(0)
-        x = self.embed_scale * self.embed_tokens(input_ids)
-        if self.embed_positions is not None:
-            x = x + self.embed_positions.lookup(make_positions(input_ids, self.padding_idx))
-        if self.layernorm_embedding is not None:
-            x = self.layernorm_embedding(x)
+        x = self.embed(input_ids)
         key_mask = _attend_mask(padding_mask, x.dtype)
         for layer in self.layers:
             x = layer(x, key_mask)
@@ -64,16 +80,10 @@ class Encoder(nn.Module):
         return EncoderOutput(x, padding_mask)
 
 
-class Decoder(nn.Module):
+class Decoder(_Stack):
     def __init__(self, config: FSMTConfig) -> None:
-        super().__init__()
         dim = config.decoder_embed_dim
-        self.padding_idx = config.pad_token_id
-        self.embed_tokens = token_embedding(config.tgt_vocab_size, dim, config.pad_token_id)
-        self.embed_scale = embed_scale(dim, config.scale_embedding)
-        self.embed_positions = None if config.no_token_positional_embeddings else build_positions(
-            config.decoder_learned_pos, config.max_target_positions, dim, config.pad_token_id)
-        self.layernorm_embedding = nn.LayerNorm(dim, eps=config.layer_norm_eps) if config.layernorm_embedding else None
+        super().__init__(config, config.tgt_vocab_size, dim, config.decoder_learned_pos, config.max_target_positions)
         self.layers = nn.ModuleList(
             DecoderLayer(dim, config.encoder_embed_dim, config.decoder_ffn_dim, config.decoder_attention_heads,
                          config.activation_function, config.decoder_normalize_before, config.layer_norm_eps)
@@ -81,30 +91,22 @@ class Decoder(nn.Module):
         self.layer_norm = nn.LayerNorm(dim, eps=config.layer_norm_eps) if config.decoder_final_layer_norm else None
         self.output_projection = nn.Linear(dim, config.tgt_vocab_size, bias=False)
 
-    def start(self, encoder_out: EncoderOutput, group: int = 1) -> DecoderCache:
+    def start(self, encoder_out: EncoderOutput) -> DecoderCache:
         """A fresh cache: cross-attention keys/values computed once per source sentence."""
         memory_k, memory_v = [], []
         for layer in self.layers:
             k, v = layer.encoder_attn.project_memory(encoder_out.hidden)
             memory_k.append(k)
             memory_v.append(v)
-        return DecoderCache(memory_k, memory_v, _attend_mask(encoder_out.padding_mask, encoder_out.hidden.dtype),
-                            group)
+        return DecoderCache(memory_k, memory_v, _attend_mask(encoder_out.padding_mask, encoder_out.hidden.dtype))
 
     def forward(self, prev_tokens: torch.Tensor, cache: DecoderCache) -> torch.Tensor:
         """prev_tokens: (rows, T) new target tokens after the ``cache.length`` cached ones.
 
         Returns the final hidden states (rows, T, D); ``logits`` projects them.
         """
-        x = self.embed_scale * self.embed_tokens(prev_tokens)
-        if self.embed_positions is not None:
-            if cache.length == 0:
-                x = x + self.embed_positions.lookup(make_positions(prev_tokens, self.padding_idx))
-            else:  # fairseq's incremental positions: no padding inside generated prefixes, so the
-                # same consecutive positions for every row (a slice of the table, broadcast)
-                x = x + self.embed_positions.span(self.padding_idx + 1 + cache.length, prev_tokens.size(1))
-        if self.layernorm_embedding is not None:
-            x = self.layernorm_embedding(x)
+        # fairseq's incremental positions: no padding inside generated prefixes
+        x = self.embed(prev_tokens, None if cache.length == 0 else self.padding_idx + 1 + cache.length)
         for index, layer in enumerate(self.layers):
             x = layer(x, cache.memory_k[index], cache.memory_v[index], cache.memory_mask, cache, index)
         cache.advance(prev_tokens.size(1))
