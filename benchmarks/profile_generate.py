@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
 
     from fsmt_port import FSMTForConditionalGeneration, FSMTTokenizer
-    from fsmt_port.translator import make_batches, pad_left
+    from fsmt_port.translation.translator import make_batches, pad_left
 
     seconds, calls = instrument()
     model = FSMTForConditionalGeneration.from_pretrained(args.model_dir)

@@ -45,7 +45,7 @@ def build_input(path: Path, n_lines: int, source: Path = FLICKR) -> None:
 
 
 def translate_command(model_dir: Path, input_path: Path, output_path: Path, extra: list[str]) -> list[str]:
-    return [sys.executable, "-m", "fsmt_port.translate", str(model_dir), "--input", str(input_path),
+    return [sys.executable, "-m", "fsmt_port.translation.cli", str(model_dir), "--input", str(input_path),
             "--output", str(output_path), "--force", "--quiet", *extra]
 
 
@@ -95,7 +95,7 @@ def measure_in_fresh_process(command: list[str]) -> dict:
 
 
 def convert(checkpoint: Path, out: Path, src_lang: str, tgt_lang: str) -> None:
-    subprocess.run([sys.executable, "-m", "fsmt_port.convert", "--fsmt-path", str(checkpoint), "--output-dir",
+    subprocess.run([sys.executable, "-m", "fsmt_port.fairseq.convert", "--fsmt-path", str(checkpoint), "--output-dir",
                     str(out), "--src-lang", src_lang, "--tgt-lang", tgt_lang, "--force"], check=True)
 
 

@@ -136,7 +136,7 @@ def _stamp(path: Path) -> str:
 
 def ensure_converted(checkpoint: Path, out: Path, src: str, tgt: str, log) -> Path:
     """Convert once; re-convert when the checkpoint changed (stamp file next to the folder)."""
-    from fsmt_port.convert import convert
+    from fsmt_port.fairseq.convert import convert
 
     stamp = out.with_name(out.name + ".stamp")
     if out.is_dir() and stamp.is_file() and stamp.read_text() == _stamp(checkpoint):
@@ -148,7 +148,7 @@ def ensure_converted(checkpoint: Path, out: Path, src: str, tgt: str, log) -> Pa
 
 
 def ensure_ct2(model_dir: Path, out: Path, log) -> Path:
-    from fsmt_port.export_ct2 import export_ct2
+    from fsmt_port.export.ct2 import export_ct2
 
     stamp = out.with_name(out.name + ".stamp")
     source = _stamp(model_dir / "model.safetensors")
@@ -161,7 +161,7 @@ def ensure_ct2(model_dir: Path, out: Path, log) -> Path:
 
 
 def small_workload(args, log) -> Workload:
-    from fsmt_port.tokenizer import FSMTTokenizer
+    from fsmt_port.tokenization.tokenizer import FSMTTokenizer
 
     model_dir = ensure_converted(args.small_checkpoint, args.work_dir / "small-en-de", "en", "de", log)
     ct2_dir = ensure_ct2(model_dir, args.work_dir / "small-en-de-ct2", log) if _wants_ct2(args) else model_dir
@@ -184,7 +184,7 @@ def small_workload(args, log) -> Workload:
 
 
 def big_workload(args, log) -> Workload:
-    from fsmt_port.tokenizer import FSMTTokenizer
+    from fsmt_port.tokenization.tokenizer import FSMTTokenizer
 
     if args.smoke:  # the same pipeline on a toy shape: make, convert, export, run
         ckpt_dir = args.work_dir / "big-shape-smoke-ckpt"
@@ -248,7 +248,7 @@ class System:
 
 
 def _pad_left(rows: list[list[int]]) -> torch.Tensor:
-    from fsmt_port.translator import pad_left
+    from fsmt_port.translation.translator import pad_left
 
     return pad_left(rows)
 
@@ -256,7 +256,7 @@ def _pad_left(rows: list[list[int]]) -> torch.Tensor:
 class FsmtPort(System):
     def __init__(self, name: str, model_dir: Path) -> None:
         from fsmt_port import FSMTForConditionalGeneration
-        from fsmt_port.translator import quantize_int8
+        from fsmt_port.translation.translator import quantize_int8
 
         self.name = name
         dtype = "bf16" if name.endswith("bf16") else "fp32"
@@ -318,8 +318,8 @@ class CTranslate2(System):
     def __init__(self, name: str, ct2_dir: Path, model_dir: Path, threads: int) -> None:
         import ctranslate2
 
-        from fsmt_port.export_ct2 import vocabulary
-        from fsmt_port.tokenizer import FSMTTokenizer
+        from fsmt_port.export.ct2 import vocabulary
+        from fsmt_port.tokenization.tokenizer import FSMTTokenizer
 
         self.name = name
         self.ct2_dir, self.threads = str(ct2_dir), threads
@@ -383,8 +383,8 @@ def _bleu(hyps: list[str], refs: list[str]) -> float | None:
 
 
 def measure(workload: Workload, systems: dict[str, System], args, log) -> list[dict]:
-    from fsmt_port.tokenizer import FSMTTokenizer
-    from fsmt_port.translator import make_batches
+    from fsmt_port.tokenization.tokenizer import FSMTTokenizer
+    from fsmt_port.translation.translator import make_batches
 
     tokenizer = FSMTTokenizer.from_pretrained(workload.model_dir)
     rows = []
@@ -507,7 +507,7 @@ def probe_peak_rss(workload: Workload, rows: list[dict], args, log) -> None:
 
 def rss_probe(args) -> int:
     """Child side of :func:`probe_peak_rss`."""
-    from fsmt_port.translator import make_batches
+    from fsmt_port.translation.translator import make_batches
 
     workload = {"small": small_workload, "big": big_workload}[args.workloads[0]](args, lambda message: None)
     if args.rss_probe == "none":
@@ -556,8 +556,8 @@ def memory_rows(args, log) -> list[dict]:
     probe = "[2]" if args.smoke else "[100, 200, 300, 2]"
     load = f"from fsmt_port import FSMTForConditionalGeneration as M; m = M.from_pretrained({str(model_dir)!r})"
     steps = [
-        ("python + torch + fsmt_port imported (baseline)", [py, "-c", "import torch, fsmt_port.convert"]),
-        ("convert the fairseq checkpoint (python -m fsmt_port.convert)", None),
+        ("python + torch + fsmt_port imported (baseline)", [py, "-c", "import torch, fsmt_port.fairseq.convert"]),
+        ("convert the fairseq checkpoint (python -m fsmt_port.fairseq.convert)", None),
         ("load the converted folder (from_pretrained)", [py, "-c", load]),
         ("load + translate one sentence (every weight read)",
          [py, "-c", load + f"; import torch; m.generate(torch.tensor([{probe}]), num_beams=5, max_len_b=5)"]),
@@ -568,7 +568,7 @@ def memory_rows(args, log) -> list[dict]:
     with tempfile.TemporaryDirectory(dir=args.work_dir) as tmp:
         for what, argv in steps:
             if argv is None:
-                argv = [py, "-m", "fsmt_port.convert", "--fsmt-path", str(ckpt), "--output-dir", f"{tmp}/out",
+                argv = [py, "-m", "fsmt_port.fairseq.convert", "--fsmt-path", str(ckpt), "--output-dir", f"{tmp}/out",
                         "--src-lang", "en", "--tgt-lang", "de", "--force"]
             log(f"[memory] {what}")
             peak_bytes, seconds = child_peak_rss(argv)

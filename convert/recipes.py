@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from fsmt_port.cli_utils import run_cli
-from fsmt_port.convert import convert
+from fsmt_port.cli import run_cli
+from fsmt_port.fairseq.convert import convert
 from fsmt_port.errors import ConfigError, MissingFileError
 
 

@@ -19,7 +19,7 @@ torch.set_num_threads(2)
 @pytest.fixture(scope="session")
 def converted(tmp_path_factory):
     """name -> converted folder, for every fixture model (small-en-de: model4 and model3)."""
-    from fsmt_port.convert import convert
+    from fsmt_port.fairseq.convert import convert
 
     root = tmp_path_factory.mktemp("converted")
     cache: dict[str, Path] = {}

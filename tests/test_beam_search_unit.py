@@ -11,7 +11,7 @@ import math
 import torch
 
 from fsmt_port.generation import SequenceGenerator
-from fsmt_port.generation_config import GenerationConfig
+from fsmt_port.generation.config import GenerationConfig
 
 EOS, A, B, C = 2, 4, 5, 6
 VOCAB = 7
@@ -134,7 +134,7 @@ def test_non_finite_or_oversized_settings_are_config_errors():
     import pytest
 
     from fsmt_port.errors import ConfigError
-    from fsmt_port.generation_config import GenerationConfig
+    from fsmt_port.generation.config import GenerationConfig
 
     for bad in ({"length_penalty": math.nan}, {"length_penalty": math.inf}, {"unk_penalty": math.nan},
                 {"max_len_a": math.inf}):

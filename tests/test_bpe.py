@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fsmt_port.bpe import FastBPE, read_bpecodes, read_merges, split_word, write_merges
+from fsmt_port.tokenization.bpe import FastBPE, read_bpecodes, read_merges, split_word, write_merges
 from fsmt_port.errors import DictionaryFormatError, FSMTPortError
 
 from golden import ALL_MODELS, bpecodes_path, load_expected

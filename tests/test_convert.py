@@ -11,8 +11,8 @@ import torch
 from safetensors.torch import load_file
 
 import golden
-from fsmt_port.configuration import FSMTConfig
-from fsmt_port.convert import main as convert_main
+from fsmt_port.modeling.configuration import FSMTConfig
+from fsmt_port.fairseq.convert import main as convert_main
 
 EXPECTED_FILES = {"config.json", "model.safetensors", "vocab-src.json", "vocab-tgt.json", "merges.txt",
                   "tokenizer_config.json", "generation_config.json", "fsmt_port_conversion.json"}

@@ -24,7 +24,7 @@ import sys
 import pytest
 
 import golden
-from fsmt_port.translate import main as translate_main
+from fsmt_port.translation.cli import main as translate_main
 
 MODEL = "tiny-en-cs-variant"  # learned positions + left padding: where batch dependence would show
 GENERATION = ["--num-beams", "2", "--max-len-b", "24", "--threads", "2", "--quiet"]

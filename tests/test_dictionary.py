@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fsmt_port.dictionary import (
+from fsmt_port.fairseq.dictionary import (
     FairseqDictionary,
     dictionary_from_bpe_vocab,
     from_bpe_vocab,

@@ -1,4 +1,4 @@
-"""``fsmt_port.export_ct2``: CTranslate2's greedy output on the export equals ours, token for token.
+"""``fsmt_port.export.ct2``: CTranslate2's greedy output on the export equals ours, token for token.
 
 Every fixture model (post-norm and pre-norm, sinusoidal and learned positions,
 shared and separate vocabularies, 2019 layout) on all 153 golden sentences, and
@@ -19,8 +19,8 @@ import torch
 import golden
 from fsmt_port import FSMTConfig, FSMTForConditionalGeneration
 from fsmt_port.errors import ConfigError
-from fsmt_port.export_ct2 import export_ct2, ids_to_tokens, main, tokens_to_ids, unsupported_features, vocabulary
-from fsmt_port.tokenizer import FSMTTokenizer
+from fsmt_port.export.ct2 import export_ct2, ids_to_tokens, main, tokens_to_ids, unsupported_features, vocabulary
+from fsmt_port.tokenization.tokenizer import FSMTTokenizer
 from parity import left_padded
 
 MAX_LEN = 200

@@ -38,7 +38,7 @@ from hypothesis import strategies as st
 
 import golden
 from fsmt_port.errors import InputError
-from fsmt_port.tokenizer import FSMTTokenizer
+from fsmt_port.tokenization.tokenizer import FSMTTokenizer
 
 # Bounded in CI; raise locally with FSMT_FUZZ_EXAMPLES=5000.
 EXAMPLES = int(os.environ.get("FSMT_FUZZ_EXAMPLES", "120"))

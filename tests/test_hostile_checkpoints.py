@@ -25,11 +25,11 @@ from safetensors.torch import load_file
 
 import golden
 from fsmt_port import FSMTForConditionalGeneration, Translator
-from fsmt_port.checkpoint import load_fairseq_checkpoint, load_torch_file
-from fsmt_port.convert import main as convert_main
+from fsmt_port.fairseq.checkpoint import load_fairseq_checkpoint, load_torch_file
+from fsmt_port.fairseq.convert import main as convert_main
 from fsmt_port.errors import CheckpointError, UnsafeCheckpointError
-from fsmt_port.modeling_fsmt import LEGACY_WEIGHTS_NAME, WEIGHTS_NAME
-from fsmt_port.translate import main as translate_main
+from fsmt_port.modeling.model import LEGACY_WEIGHTS_NAME, WEIGHTS_NAME
+from fsmt_port.translation.cli import main as translate_main
 
 MODEL = "tiny-en-de-joint"
 

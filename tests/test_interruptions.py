@@ -57,16 +57,16 @@ if point == "convert-writing":      # weights written into the temp folder, toke
         original(self, *args, **kwargs)
         say("weights-written"); time.sleep(120)
     modeling_fsmt.FSMTForConditionalGeneration.save_pretrained = save_pretrained
-    from fsmt_port.convert import main
+    from fsmt_port.fairseq.convert import main
 elif point == "convert-reading":    # before anything is written
-    import fsmt_port.convert as convert
+    import fsmt_port.fairseq.convert as convert
     original = convert.load_fairseq_checkpoint
     def load(*args, **kwargs):
         say("reading"); time.sleep(120); return original(*args, **kwargs)
     convert.load_fairseq_checkpoint = load
     main = convert.main
 elif point == "translate-writing":  # half of the output text is in the temp file
-    import fsmt_port.translate as translate
+    import fsmt_port.translation.cli as translate
     real_atomic_file = translate.atomic_file
     @contextlib.contextmanager
     def atomic_file(*args, **kwargs):
@@ -159,7 +159,7 @@ def test_convert_interrupted_while_reading_writes_nothing(tmp_path, sig):
 
 def test_interrupt_between_the_two_renames_restores_the_old_folder(tmp_path, monkeypatch):
     """atomic_directory's only non-atomic moment: old folder moved aside, new one not yet in place."""
-    from fsmt_port.fsio import atomic_directory
+    from fsmt_port.files import atomic_directory
 
     out = tmp_path / "out"
     out.mkdir()

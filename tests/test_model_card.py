@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 import golden
-from fsmt_port.model_card import main as card_main
-from fsmt_port.run_eval import main as run_eval_main
+from fsmt_port.evaluation.model_card import main as card_main
+from fsmt_port.evaluation.run_eval import main as run_eval_main
 
 TINY = "tiny-en-de-joint"
 REPO = Path(__file__).resolve().parents[1]

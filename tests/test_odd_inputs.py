@@ -1,6 +1,6 @@
 """Long and odd inputs through ``generate``, ``fsmt-translate`` and ``run_eval``.
 
-Each case does what docs/RELIABILITY.md (and ``fsmt_port.textio``) says:
+Each case does what docs/RELIABILITY.md (and ``fsmt_port.files``) says:
 
 * a line longer than ``max_source_positions`` is one clear error naming the
   line and ``--truncate``; with ``--truncate`` it is cut to the limit;
@@ -27,9 +27,9 @@ from hypothesis import strategies as st
 import golden
 from fsmt_port import FSMTForConditionalGeneration, Translator
 from fsmt_port.errors import InputError
-from fsmt_port.run_eval import main as run_eval_main
-from fsmt_port.textio import decode_lines
-from fsmt_port.translate import main as translate_main
+from fsmt_port.evaluation.run_eval import main as run_eval_main
+from fsmt_port.files import decode_lines
+from fsmt_port.translation.cli import main as translate_main
 
 MODEL = "tiny-en-de-joint"
 GEN = ["--num-beams", "2", "--max-len-b", "12", "--threads", "1", "--quiet"]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import golden
-from fsmt_port.generation_config import GenerationConfig
+from fsmt_port.generation.config import GenerationConfig
 
 REPO = Path(__file__).resolve().parents[1]
 

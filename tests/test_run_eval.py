@@ -12,9 +12,9 @@ import torch
 import golden
 from fsmt_port.evaluation.oom import is_out_of_memory
 from fsmt_port.evaluation.scoring import BleuScorer
-from fsmt_port.generation_config import GenerationConfig
-from fsmt_port.run_eval import build_parser, main
-from fsmt_port.translator import Translator
+from fsmt_port.generation.config import GenerationConfig
+from fsmt_port.evaluation.run_eval import build_parser, main
+from fsmt_port.translation.translator import Translator
 
 TINY = "tiny-en-de-joint"
 SMALL_HYPS = golden.FIXTURES / "small-en-de" / "test_2016_flickr.model4.hyp.de"

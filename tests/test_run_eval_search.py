@@ -13,9 +13,9 @@ import golden
 from fsmt_port.errors import ConfigError
 from fsmt_port.evaluation.cache import TranslationCache, base_key_fields
 from fsmt_port.evaluation.grid import expand, parse_search
-from fsmt_port.generation_config import GenerationConfig
-from fsmt_port.run_eval_search import main
-from fsmt_port.translator import Translator
+from fsmt_port.generation.config import GenerationConfig
+from fsmt_port.evaluation.run_eval_search import main
+from fsmt_port.translation.translator import Translator
 
 TINY = "tiny-en-de-joint"
 N_LINES = 12
@@ -46,7 +46,7 @@ def parse_table(stdout: str) -> tuple[list[str], list[list[str]]]:
 
 def count_translations(monkeypatch) -> list[str]:
     """Record the description of every combination that really gets translated."""
-    import fsmt_port.run_eval_search as module
+    import fsmt_port.evaluation.run_eval_search as module
 
     calls: list[str] = []
     real = module.translate_corpus
@@ -93,7 +93,7 @@ def test_prints_a_sorted_table_with_one_row_per_combination(setup, capsys):
 def test_an_interrupted_search_resumes_without_redoing_finished_combinations(setup, monkeypatch, capsys):
     model, src, ref, tmp = setup
     out = tmp / "best.de"
-    import fsmt_port.run_eval_search as module
+    import fsmt_port.evaluation.run_eval_search as module
 
     real = module.translate_corpus
     done: list[str] = []

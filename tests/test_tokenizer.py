@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fsmt_port.errors import ConfigError, FSMTPortError, InputError
-from fsmt_port.tokenizer import FSMTTokenizer
+from fsmt_port.tokenization.tokenizer import FSMTTokenizer
 
 from golden import (
     ALL_MODELS,

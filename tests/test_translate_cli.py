@@ -7,7 +7,7 @@ import json
 import pytest
 
 import golden
-from fsmt_port.translate import main as translate_main
+from fsmt_port.translation.cli import main as translate_main
 from parity import mismatches
 
 MODEL = "tiny-en-de-joint"

@@ -1,6 +1,6 @@
 """fsmt_port: fairseq WMT19-style transformer translation without fairseq.
 
-Convert a fairseq checkpoint (``python -m fsmt_port.convert``), then::
+Convert a fairseq checkpoint (``python -m fsmt_port.fairseq.convert``), then::
 
     from fsmt_port import FSMTForConditionalGeneration, FSMTTokenizer
     tok = FSMTTokenizer.from_pretrained("wmt19-en-de")
@@ -10,12 +10,12 @@ Convert a fairseq checkpoint (``python -m fsmt_port.convert``), then::
     print(tok.batch_decode(out))
 """
 
-from .configuration import FSMTConfig
-from .errors import FSMTPortError
-from .generation_config import GenerationConfig
-from .modeling_fsmt import FSMTForConditionalGeneration
-from .tokenizer import FSMTTokenizer
-from .translator import Translator
+from fsmt_port.modeling.configuration import FSMTConfig
+from fsmt_port.errors import FSMTPortError
+from fsmt_port.generation.config import GenerationConfig
+from fsmt_port.modeling.model import FSMTForConditionalGeneration
+from fsmt_port.tokenization.tokenizer import FSMTTokenizer
+from fsmt_port.translation.translator import Translator
 
 __version__ = "0.1.0"
 __all__ = ["FSMTConfig", "FSMTForConditionalGeneration", "FSMTPortError", "FSMTTokenizer", "GenerationConfig",

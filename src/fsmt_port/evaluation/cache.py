@@ -14,8 +14,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from ..convert import sha256
-from ..fsio import atomic_file
+from fsmt_port.fairseq.convert import sha256
+from fsmt_port.files import atomic_file
 
 SKIPPED_MODEL_FILES = {"generation_config.json"}
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..generation_config import GenerationConfig
-from .report import write_json
+from fsmt_port.generation.config import GenerationConfig
+from fsmt_port.evaluation.report import write_json
 
 OWN_KEYS = {"max_length", "fsmt_port_provenance"}
 

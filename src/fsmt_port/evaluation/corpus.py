@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from ..cli_options import progress_bar
-from ..translator import Translator
-from .distributed import DistContext
-from .oom import generate_with_oom_retry
+from fsmt_port.cli import progress_bar
+from fsmt_port.translation.translator import Translator
+from fsmt_port.evaluation.distributed import DistContext
+from fsmt_port.evaluation.oom import generate_with_oom_retry
 
 
 @dataclass(frozen=True)

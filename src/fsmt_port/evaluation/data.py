@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ConfigError, InputError
-from ..textio import read_lines
+from fsmt_port.errors import ConfigError, InputError
+from fsmt_port.files import read_lines
 
 
 @dataclass(frozen=True)

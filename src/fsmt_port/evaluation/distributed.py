@@ -15,7 +15,7 @@ from typing import Callable, TypeVar
 
 import torch
 
-from ..errors import FSMTPortError
+from fsmt_port.errors import FSMTPortError
 
 T = TypeVar("T")
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import itertools
 from dataclasses import fields
 
-from ..errors import ConfigError
-from ..generation import FAIRSEQ_NAMES
-from ..generation_config import GenerationConfig
+from fsmt_port.errors import ConfigError
+from fsmt_port.generation import FAIRSEQ_NAMES
+from fsmt_port.generation.config import GenerationConfig
 
 FIELD_TYPES = {f.name: type(f.default) for f in fields(GenerationConfig)}
 TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")

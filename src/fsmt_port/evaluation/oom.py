@@ -14,9 +14,9 @@ from typing import Callable, Sequence
 
 import torch
 
-from ..errors import ConfigError
-from ..generation import Hypothesis
-from ..translator import Translator, make_batches
+from fsmt_port.errors import ConfigError
+from fsmt_port.generation import Hypothesis
+from fsmt_port.translation.translator import Translator, make_batches
 
 OOM_MESSAGES = ("out of memory", "can't allocate memory")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli_options import add_generation_options, add_runtime_options
+from fsmt_port.cli import add_generation_options, add_runtime_options
 
 
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import ConfigError
-from ..fsio import atomic_file
-from .grid import FIELD_TYPES
+from fsmt_port.errors import ConfigError
+from fsmt_port.files import atomic_file
+from fsmt_port.evaluation.grid import FIELD_TYPES
 
 
 def require_matplotlib() -> None:

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from ..fsio import atomic_file
+from fsmt_port.files import atomic_file
 
 
 def write_lines(path: str | Path, lines: Iterable[str]) -> None:

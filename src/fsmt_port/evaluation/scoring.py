@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sacrebleu.metrics import BLEU
 
-from ..errors import InputError
+from fsmt_port.errors import InputError
 
 
 class BleuScorer:

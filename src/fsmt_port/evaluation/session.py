@@ -11,12 +11,12 @@ from pathlib import Path
 import sacrebleu
 import torch
 
-from .. import __version__
-from ..cli_options import generation_kwargs
-from ..generation import resolve_generation_config
-from ..translator import Translator
-from .data import EvalData, check_output_path, load_eval_data
-from .distributed import DistContext, init_from_env
+from fsmt_port import __version__
+from fsmt_port.cli import generation_kwargs
+from fsmt_port.generation import resolve_generation_config
+from fsmt_port.translation.translator import Translator
+from fsmt_port.evaluation.data import EvalData, check_output_path, load_eval_data
+from fsmt_port.evaluation.distributed import DistContext, init_from_env
 
 
 @dataclass

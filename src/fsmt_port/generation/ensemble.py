@@ -12,7 +12,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError
+from fsmt_port.errors import ConfigError
 
 
 class EnsembleDecoder:

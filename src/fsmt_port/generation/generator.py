@@ -32,12 +32,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..errors import ConfigError, InputError
-from ..generation_config import GenerationConfig
-from ..runtime import tune_malloc
-from .ensemble import EnsembleDecoder
-from .ngram import block_repeated_ngrams
-from .search import BeamSearch
+from fsmt_port.errors import ConfigError, InputError
+from fsmt_port.generation.config import GenerationConfig
+from fsmt_port.generation.ensemble import EnsembleDecoder
+from fsmt_port.generation.ngram import block_repeated_ngrams
+from fsmt_port.generation.search import BeamSearch
 
 
 @dataclass
@@ -78,7 +77,6 @@ class SequenceGenerator:
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                  ) -> list[list[Hypothesis]]:
         """input_ids: (B, S) source ids ending in </s>, left- or right-padded with <pad>."""
-        tune_malloc()
         if input_ids.dim() != 2 or input_ids.size(0) == 0:
             raise InputError(f"input_ids must be a non-empty (batch, length) tensor, got shape {tuple(input_ids.shape)}")
         real = input_ids.ne(self.pad) if attention_mask is None else attention_mask.bool() & input_ids.ne(self.pad)

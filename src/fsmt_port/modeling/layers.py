@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import CrossAttention, SelfAttention
+from fsmt_port.modeling.attention import CrossAttention, SelfAttention
 
 
 def _gelu_accurate(x: torch.Tensor) -> torch.Tensor:

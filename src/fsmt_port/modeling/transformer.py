@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..configuration import FSMTConfig
-from .cache import DecoderCache
-from .layers import DecoderLayer, EncoderLayer, embed_scale, token_embedding
-from .positions import build_positions, make_positions
+from fsmt_port.modeling.configuration import FSMTConfig
+from fsmt_port.modeling.cache import DecoderCache
+from fsmt_port.modeling.layers import DecoderLayer, EncoderLayer, embed_scale, token_embedding
+from fsmt_port.modeling.positions import build_positions, make_positions
 
 
 @dataclass

@@ -12,8 +12,8 @@ import re
 
 import torch
 
-from ..configuration import FSMTConfig
-from ..errors import CheckpointError
+from fsmt_port.modeling.configuration import FSMTConfig
+from fsmt_port.errors import CheckpointError
 
 _SELF = re.compile(r"^(.*\.self_attn)\.([qkv])_proj\.(weight|bias)$")
 _CROSS = re.compile(r"^(.*\.encoder_attn)\.([kv])_proj\.(weight|bias)$")

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from .errors import CheckpointError, UnsafeCheckpointError
+from fsmt_port.errors import CheckpointError, UnsafeCheckpointError
 
 #: Top-level checkpoint keys that never matter for inference.
 TRAINING_ONLY_KEYS = (
@@ -110,7 +110,7 @@ def load_fairseq_checkpoint(path: str | Path, trust: bool = False) -> dict:
         keys = sorted(ckpt.keys())[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
         raise CheckpointError(
             f"{path}: not a fairseq checkpoint (expected a dict with a 'model' state_dict, got {keys}); "
-            "pass a fairseq model*.pt, or a folder written by fsmt_port.convert / transformers"
+            "pass a fairseq model*.pt, or a folder written by fsmt_port.fairseq.convert / transformers"
         )
     for key in TRAINING_ONLY_KEYS:
         ckpt.pop(key, None)

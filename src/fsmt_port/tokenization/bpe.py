@@ -22,7 +22,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Sequence
 
-from .errors import DictionaryFormatError, MissingFileError
+from fsmt_port.errors import DictionaryFormatError, MissingFileError
 
 END_OF_WORD = "</w>"
 CONTINUATION = "@@"

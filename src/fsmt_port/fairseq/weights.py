@@ -10,9 +10,9 @@ import re
 
 import torch
 
-from .configuration import FSMTConfig
-from .errors import CheckpointError
-from .modeling.weights import module_to_file, tied_module_keys
+from fsmt_port.modeling.configuration import FSMTConfig
+from fsmt_port.errors import CheckpointError
+from fsmt_port.modeling.weights import module_to_file, tied_module_keys
 
 #: Keys fairseq itself discards on load, and why.
 IGNORED = {
@@ -26,7 +26,7 @@ _IN_PROJ = re.compile(r"^(.*)\.in_proj_(weight|bias)$")
 def convert_state_dict(state: dict[str, torch.Tensor], config: FSMTConfig, source: str,
                        ) -> tuple[dict[str, torch.Tensor], list[str]]:
     """Return (file_state, ignored_keys). Raises with every unmapped key and shape mismatch."""
-    from .modeling_fsmt import FSMTForConditionalGeneration
+    from fsmt_port.modeling.model import FSMTForConditionalGeneration
 
     renamed: dict[str, torch.Tensor] = {}
     ignored: list[str] = []

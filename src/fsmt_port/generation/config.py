@@ -13,7 +13,7 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-from .errors import ConfigError
+from fsmt_port.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 
-from .bpe import (
+from fsmt_port.tokenization.bpe import (
     FastBPE,
     Merge,
     atomic_write_text,
@@ -27,7 +27,7 @@ from .bpe import (
     word_to_bpe_string,
     write_merges,
 )
-from .dictionary import (
+from fsmt_port.fairseq.dictionary import (
     END_OF_WORD,
     SPECIAL_SYMBOLS,
     FairseqDictionary,
@@ -35,7 +35,7 @@ from .dictionary import (
     symbol_to_piece,
     to_bpe_vocab,
 )
-from .errors import ConfigError, InputError, MissingFileError
+from fsmt_port.errors import ConfigError, InputError, MissingFileError
 
 SRC_VOCAB_FILE = "vocab-src.json"
 TGT_VOCAB_FILE = "vocab-tgt.json"

@@ -16,11 +16,11 @@ from typing import Iterable, Sequence
 
 import torch
 
-from .errors import ConfigError, InputError
-from .generation import Hypothesis, SequenceGenerator, resolve_generation_config
-from .generation_config import GenerationConfig
-from .modeling_fsmt import FSMTForConditionalGeneration, resolve_dtype
-from .tokenizer import FSMTTokenizer
+from fsmt_port.errors import ConfigError, InputError
+from fsmt_port.generation import Hypothesis, SequenceGenerator, resolve_generation_config
+from fsmt_port.generation.config import GenerationConfig
+from fsmt_port.modeling.model import FSMTForConditionalGeneration, resolve_dtype
+from fsmt_port.tokenization.tokenizer import FSMTTokenizer
 
 QUANTIZATIONS = ("none", "int8")
 

@@ -7,8 +7,8 @@ then collect every option we cannot honour into one error.
 
 from __future__ import annotations
 
-from .configuration import FSMTConfig
-from .errors import CheckpointError
+from fsmt_port.modeling.configuration import FSMTConfig
+from fsmt_port.errors import CheckpointError
 
 _BASE = {
     "encoder_embed_dim": 512, "encoder_ffn_embed_dim": 2048, "encoder_layers": 6, "encoder_attention_heads": 8,

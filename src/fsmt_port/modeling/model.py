@@ -14,12 +14,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .configuration import FSMTConfig
-from .errors import CheckpointError, ConfigError
-from .generation_config import GenerationConfig
-from .modeling.positions import SinusoidalPositions
-from .modeling.transformer import EncoderOutput, FSMTModel
-from .modeling.weights import file_to_module, module_to_file, non_persistent_ok, tied_module_keys
+from fsmt_port.modeling.configuration import FSMTConfig
+from fsmt_port.errors import CheckpointError, ConfigError
+from fsmt_port.generation.config import GenerationConfig
+from fsmt_port.modeling.positions import SinusoidalPositions
+from fsmt_port.modeling.transformer import EncoderOutput, FSMTModel
+from fsmt_port.modeling.weights import file_to_module, module_to_file, non_persistent_ok, tied_module_keys
 
 WEIGHTS_NAME = "model.safetensors"
 LEGACY_WEIGHTS_NAME = "pytorch_model.bin"
@@ -46,7 +46,7 @@ class FSMTForConditionalGeneration(nn.Module):
     def from_pretrained(cls, model_dir: str | os.PathLike, dtype: str | torch.dtype | None = None,
                         device: str | torch.device | None = None, trust_checkpoint: bool = False,
                         ) -> "FSMTForConditionalGeneration":
-        """Load a folder written by ``fsmt_port.convert`` or by transformers' FSMT.
+        """Load a folder written by ``fsmt_port.fairseq.convert`` or by transformers' FSMT.
 
         ``dtype`` (fp32/fp16/bf16) is the compute dtype; weights stored in fp16 are
         upcast to fp32 by default, as fairseq's hub does.
@@ -54,7 +54,7 @@ class FSMTForConditionalGeneration(nn.Module):
         model_dir = Path(model_dir)
         if not model_dir.is_dir():
             raise ConfigError(f"{model_dir}: model folder not found; convert a checkpoint first "
-                              "(python -m fsmt_port.convert --fsmt-path MODEL.pt --output-dir DIR)")
+                              "(python -m fsmt_port.fairseq.convert --fsmt-path MODEL.pt --output-dir DIR)")
         config = FSMTConfig.from_pretrained(model_dir)
         with torch.device("meta"):  # no memory, no random init: the weights come from the file
             model = cls(config, GenerationConfig.from_pretrained(model_dir))
@@ -148,7 +148,7 @@ class FSMTForConditionalGeneration(nn.Module):
                  generation_config: GenerationConfig | None = None, return_dict_in_generate: bool = False,
                  **kwargs):
         """Beam search with fairseq's exact semantics; see ``fsmt_port.generation``."""
-        from .generation import generate
+        from fsmt_port.generation import generate
 
         return generate([self], input_ids, attention_mask, generation_config or self.generation_config,
                         return_dict_in_generate=return_dict_in_generate, **kwargs)
@@ -177,11 +177,11 @@ def read_weights(model_dir: Path, trust_checkpoint: bool = False) -> dict[str, t
             raise CheckpointError(f"{path}: unreadable safetensors file ({err}); re-convert with --force") from None
     legacy = model_dir / LEGACY_WEIGHTS_NAME
     if legacy.is_file():
-        from .checkpoint import load_torch_file
+        from fsmt_port.fairseq.checkpoint import load_torch_file
 
         state = load_torch_file(legacy, trust=trust_checkpoint)
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise CheckpointError(f"{legacy}: not a state_dict of tensors")
         return state
     raise CheckpointError(f"{model_dir}: no {WEIGHTS_NAME} (or {LEGACY_WEIGHTS_NAME}); "
-                          "convert a fairseq checkpoint with python -m fsmt_port.convert")
+                          "convert a fairseq checkpoint with python -m fsmt_port.fairseq.convert")

@@ -1,7 +1,15 @@
-"""Atomic outputs: write into a temporary sibling, rename at the end.
+"""Files in and out, the same way everywhere.
 
-An interrupted run (Ctrl-C, SIGTERM, a crash) never leaves a half-written file
-or folder under the final name.
+Outputs are atomic: written into a temporary sibling and renamed at the end, so an interrupted run
+(Ctrl-C, SIGTERM, a crash) never leaves a half-written file or folder under the final name.
+
+Text input follows one policy, documented for users:
+* Lines end at ``\\n``; a ``\\r`` before it (CRLF files) is removed. A lone ``\\r``
+  inside a line is kept as text (moses treats it as whitespace).
+* A UTF-8 byte-order mark at the start of the file is removed.
+* Invalid UTF-8 is an error naming the file and the line, unless
+  ``errors="replace"``, which substitutes U+FFFD (then the model sees ``<unk>``).
+* A final line without ``\\n`` counts; a file ending in ``\\n`` has no extra empty line.
 """
 
 from __future__ import annotations
@@ -10,11 +18,12 @@ import contextlib
 import os
 import shutil
 import signal
+import sys
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from .errors import OutputExistsError
+from fsmt_port.errors import InputError, OutputExistsError
 
 
 def check_can_write(path: Path, force: bool, what: str = "output") -> None:
@@ -91,3 +100,42 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+ERROR_POLICIES = ("strict", "replace")
+
+
+def decode_lines(data: bytes, source: str, errors: str = "strict") -> list[str]:
+    if errors not in ERROR_POLICIES:
+        raise InputError(f"unknown encoding error policy {errors!r}; expected one of {ERROR_POLICIES}")
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    if not data:
+        return []
+    raw_lines = data.split(b"\n")
+    if raw_lines[-1] == b"":
+        raw_lines.pop()
+    lines = []
+    for number, raw in enumerate(raw_lines, start=1):
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        try:
+            lines.append(raw.decode("utf-8", errors=errors))
+        except UnicodeDecodeError as err:
+            raise InputError(f"{source}: line {number} is not valid UTF-8 (byte {err.start}: "
+                             f"{raw[err.start:err.start + 4]!r}); fix the file or pass --encoding-errors replace"
+                             ) from None
+    return lines
+
+
+def read_lines(path: str | Path | None, errors: str = "strict", what: str = "input") -> list[str]:
+    """Lines of ``path`` (``None`` or ``-`` = stdin) under the policy above."""
+    if path is None or str(path) == "-":
+        return decode_lines(sys.stdin.buffer.read(), "<stdin>", errors)
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: {what} file not found")
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise InputError(f"{path}: cannot read {what} file ({err.strerror})") from None
+    return decode_lines(data, str(path), errors)
