@@ -43,18 +43,23 @@ def add_runtime_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--batch-size", "--bs", type=int, default=None,
                        help="sentences per batch (default: 32 unless --max-tokens is given)")
     group.add_argument("--max-tokens", type=int, default=None, help="padded source tokens per batch")
-    group.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
-    group.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "bf16"],
-                       help="compute dtype (default: %(default)s)")
-    group.add_argument("--quantize", default="none", choices=["none", "int8"],
-                       help="dynamic int8 Linear layers on CPU (default: %(default)s)")
-    group.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    add_device_options(group)
     group.add_argument("--truncate", action="store_true",
                        help="cut inputs longer than the model's max positions instead of failing")
     group.add_argument("--encoding-errors", default="strict", choices=ERROR_POLICIES,
                        help="invalid UTF-8 in the input: fail naming the line, or replace with U+FFFD "
                             "(default: %(default)s)")
     group.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_device_options(group) -> None:
+    """Where and how the model runs; shared by the batch CLIs and fsmt-serve."""
+    group.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
+    group.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "bf16"],
+                       help="compute dtype (default: %(default)s)")
+    group.add_argument("--quantize", default="none", choices=["none", "int8"],
+                       help="dynamic int8 Linear layers on CPU (default: %(default)s)")
+    group.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
 
 
 def _bool(text: str) -> bool:
