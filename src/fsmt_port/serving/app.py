@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from concurrent.futures import Future
 
 from fastapi import FastAPI, Request
@@ -69,6 +70,9 @@ def create_app(service: TranslationService) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):  # FastAPI's body parser
+            return refuse(422, "invalid_json", f"the body is not valid UTF-8 (byte {exc.__cause__.start}); "
+                                               "send UTF-8 JSON")
         kinds = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
         limit = "max_body_bytes" if exc.status_code == 413 else None
         return refuse(exc.status_code, kinds.get(exc.status_code, "http_error"), str(exc.detail), limit,
@@ -153,7 +157,7 @@ def _describe(error: dict) -> str:
     loc = [str(x) for x in error["loc"]]
     if error["type"] == "json_invalid":
         return f"the body is not valid JSON ({error['msg']} at character {loc[-1]}); send a JSON object"
-    field = "".join(f"[{x}]" if x.isdigit() else f".{x}" for x in loc[1:]).lstrip(".") or "body"
+    field = "".join(_path_part(x) for x in error["loc"][1:]).lstrip(".") or "body"
     if error["type"] == "extra_forbidden":
         return f"{field}: not an accepted argument; see GET /docs for the accepted ones"
     if field == "body" and error["type"] in ("model_attributes_type", "dict_type"):
@@ -165,6 +169,17 @@ def _describe(error: dict) -> str:
     if field in ("text", "") and error["type"] == "string_type":
         return "text: expected a string or a list of strings"
     return f"{field}: {error['msg']}"
+
+
+def _path_part(part) -> str:
+    """``.name`` or ``[3]``; a key that is not a plain name is shown JSON-escaped and cut, so the
+    error stays one printable line whatever the client sent as a key."""
+    if isinstance(part, int):
+        return f"[{part}]"
+    text = str(part)
+    if text.isidentifier() and text.isascii() and len(text) <= 40:
+        return f".{text}"
+    return "." + json.dumps(text[:40] + ("..." if len(text) > 40 else ""))
 
 
 def _validation_kind(errors: list[dict]) -> str:
