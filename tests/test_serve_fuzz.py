@@ -44,7 +44,13 @@ near_valid = st.fixed_dictionaries({"text": texts}, optional={
     "num_beams": numbers, "beam": numbers, "length_penalty": numbers, "lenpen": numbers, "early_stopping": json_values,
     "no_repeat_ngram_size": numbers, "max_len_a": numbers, "max_len_b": numbers, "min_len": numbers,
     "unk_penalty": numbers, "unkpen": numbers, "nbest": numbers, "return_tokens": st.booleans()})
-bodies = st.one_of(near_valid, st.dictionaries(keys, json_values, max_size=5), json_values)
+# Within the caps: exercises the worker with many generation settings at once.
+plausible = st.fixed_dictionaries({"text": texts}, optional={
+    "num_beams": st.integers(1, 4), "length_penalty": st.floats(-3, 3), "early_stopping": st.booleans(),
+    "no_repeat_ngram_size": st.integers(0, 3), "max_len_a": st.floats(0, 1), "max_len_b": st.integers(0, 8),
+    "min_len": st.integers(0, 3), "unk_penalty": st.floats(-10, 10), "nbest": st.integers(1, 2),
+    "return_tokens": st.booleans()})
+bodies = st.one_of(plausible, near_valid, st.dictionaries(keys, json_values, max_size=5), json_values)
 
 
 @pytest.fixture(scope="module")

@@ -98,6 +98,11 @@ class TranslationService:
         if config.num_beams > self.limits.max_beams:
             raise RequestError(f"num_beams={config.num_beams} exceeds the server's --max-beams {self.limits.max_beams}",
                                kind="disallowed_argument", limit="max_beams")
+        if config.no_repeat_ngram_size == 1:
+            # It bans every token already generated, </s> included (decoding starts from </s>), so no
+            # hypothesis can end: the generator cannot decode it.
+            raise RequestError("no_repeat_ngram_size=1 would ban </s> (decoding starts from it); use 0 or >= 2",
+                               kind="disallowed_argument")
         if request.nbest > config.num_beams:
             raise RequestError(f"nbest={request.nbest} exceeds num_beams={config.num_beams}; "
                                "ask for at most num_beams hypotheses", kind="invalid_field")
