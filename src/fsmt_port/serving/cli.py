@@ -13,6 +13,7 @@ accepting connections, finishes the requests in flight, and exits (0 for SIGTERM
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import socket
 import sys
@@ -106,25 +107,25 @@ def main(argv: list[str] | None = None) -> int:
         if args.threads:
             torch.set_num_threads(args.threads)
         limits, batching = settings_from_args(args)
-        translator = Translator.from_pretrained(args.model_dirs, device=args.device, dtype=args.dtype,
-                                                quantize=args.quantize)
-        translator.generation_config = resolve_generation_config(translator.generation_config,
-                                                                 **generation_kwargs(args))
-        service = TranslationService(translator, limits, batching, model_sources=args.model_dirs)
-        sock = listen(args.host, args.port)
-        host, port = sock.getsockname()[:2]
-        config = uvicorn.Config(create_app(service), log_level=args.log_level, access_log=args.access_log,
-                                lifespan="on")
-        server = uvicorn.Server(config)
-        # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal with the handler that was
-        # installed before it started: make that one a no-op so that a graceful stop exits 0.
-        previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
-        print(f"fsmt-serve: listening on http://{_url_host(host)}:{port}", file=sys.stderr, flush=True)
-        try:
-            server.run(sockets=[sock])
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-            sock.close()
+        sock = listen(args.host, args.port)  # before loading: a taken port fails at once
+        with contextlib.closing(sock):
+            translator = Translator.from_pretrained(args.model_dirs, device=args.device, dtype=args.dtype,
+                                                    quantize=args.quantize)
+            translator.generation_config = resolve_generation_config(translator.generation_config,
+                                                                     **generation_kwargs(args))
+            service = TranslationService(translator, limits, batching, model_sources=args.model_dirs)
+            config = uvicorn.Config(create_app(service), log_level=args.log_level, access_log=args.access_log,
+                                    lifespan="on")
+            server = uvicorn.Server(config)
+            host, port = sock.getsockname()[:2]
+            # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal with the handler that was
+            # installed before it started: make that one a no-op so that a graceful stop exits 0.
+            previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+            print(f"fsmt-serve: listening on http://{_url_host(host)}:{port}", file=sys.stderr, flush=True)
+            try:
+                server.run(sockets=[sock])
+            finally:
+                signal.signal(signal.SIGTERM, previous)
         if not server.started:
             raise ConfigError("the server did not start; see the log above")
         print("fsmt-serve: stopped", file=sys.stderr, flush=True)
