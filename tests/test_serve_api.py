@@ -168,7 +168,8 @@ def test_health_info_metrics_docs_and_page(client, translator):
 
 
 def test_concurrent_requests_are_batched_and_equal_offline(translator, offline):
-    service = make_service(translator, max_wait=0.5, max_batch_sentences=64)
+    # The batch is cut when all 10 sentences are there (not by the clock): one batch, deterministically.
+    service = make_service(translator, max_wait=60, max_batch_sentences=10)
     calls = _record_batches(service)
     requests = [{"text": s} for s in SENTENCES[:6]] + [{"text": SENTENCES[6:10], "nbest": 2}]
 
@@ -182,12 +183,13 @@ def test_concurrent_requests_are_batched_and_equal_offline(translator, offline):
         sentences = [request["text"]] if isinstance(request["text"], str) else request["text"]
         for sentence, hypos in zip(sentences, answer.json()["hypotheses"]):
             assert_same_as_offline(hypos, offline[5][sentence], nbest=request.get("nbest", 1))
-    assert sum(size for size, _ in calls) == 10
-    assert max(size for size, _ in calls) > 1  # requests shared batches
+    assert [size for size, _ in calls] == [10]  # seven requests, one batch
 
 
 def test_differing_generation_arguments_never_share_a_batch(translator, offline):
-    service = make_service(translator, max_wait=0.5, max_batch_sentences=64)
+    # Each setting's batch is cut when its 3 sentences are there; had they been mixed, a batch would
+    # hold 3 sentences of both settings.
+    service = make_service(translator, max_wait=60, max_batch_sentences=3)
     calls = _record_batches(service)
     requests = [{"text": s, "num_beams": 2 if i % 2 else 5} for i, s in enumerate(SENTENCES[:6])]
 
