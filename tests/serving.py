@@ -57,9 +57,10 @@ class ServerProcess:
         self.stop()
         raise RuntimeError("fsmt-serve did not start:\n" + "".join(self.log))
 
-    def terminate(self, timeout: float = 60) -> tuple[int, str]:
-        """SIGTERM, then the exit code and the rest of stderr."""
-        self.proc.send_signal(signal.SIGTERM)
+    def terminate(self, timeout: float = 60, send: bool = True) -> tuple[int, str]:
+        """SIGTERM (unless already ``send``), then the exit code and the rest of stderr."""
+        if send:
+            self.proc.send_signal(signal.SIGTERM)
         _, err = self.proc.communicate(timeout=timeout)
         return self.proc.returncode, "".join(self.log) + err
 

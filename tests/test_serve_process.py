@@ -1,5 +1,5 @@
 """A real ``python -m fsmt_port.serve`` process on 127.0.0.1: concurrent clients over TCP get exactly
-the offline translations; SIGTERM stops accepting, finishes the request in flight and exits 0; a
+the offline translations; a client that hangs up has its queued sentences cancelled; SIGTERM stops accepting, finishes the request in flight and exits 0; a
 taken port is one clear line and exit 2. Loopback only; every wait is bounded."""
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def offline(small):
 
 @pytest.mark.slow
 def test_concurrent_clients_then_graceful_sigterm(small, offline):
-    server = ServerProcess(small, "--num-beams", "4", "--max-wait-ms", "2000", "--threads", "2")
+    server = ServerProcess(small, "--num-beams", "4", "--max-wait-ms", "5000", "--threads", "2")
     try:
         with ThreadPoolExecutor(len(SENTENCES)) as pool:
             answers = list(pool.map(lambda s: post(server.url, {"text": s}), SENTENCES))
@@ -67,17 +67,24 @@ def test_concurrent_clients_then_graceful_sigterm(small, offline):
         batches = metric(server.url, "fsmt_serve_batch_sentences_count")
         assert batches < len(SENTENCES)  # concurrent requests shared batches
 
+        # A client that sends 3 sentences and hangs up while they wait: all 3 are cancelled.
+        body = json.dumps({"text": SENTENCES[:3]}).encode()
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as raw:
+            raw.sendall(b"POST /translate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+            _wait_for_metric(server.url, "fsmt_serve_queue_sentences", 3)
+        _wait_for_metric(server.url, "fsmt_serve_sentences_cancelled_total", 3)
+        assert metric(server.url, "fsmt_serve_queue_sentences") == 0
+
         # One request in flight (it waits up to --max-wait-ms for company), then SIGTERM.
         in_flight: dict = {}
         thread = threading.Thread(target=lambda: in_flight.update(answer=post(server.url, {"text": SENTENCES[0]})))
         thread.start()
-        deadline = time.monotonic() + 60
-        while metric(server.url, "fsmt_serve_queue_sentences") < 1 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        _wait_for_metric(server.url, "fsmt_serve_queue_sentences", 1)
         server.proc.send_signal(signal.SIGTERM)
         refused = _wait_until_refused(server.port)
         thread.join(timeout=120)
-        code, log = server.terminate()
+        code, log = server.terminate(send=False)
     finally:
         server.stop()
     assert refused, "the server still accepted connections after SIGTERM"
@@ -99,6 +106,14 @@ def test_taken_port_is_one_clear_line(converted):
     assert run.returncode == 2
     lines = [line for line in run.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and f"cannot listen on 127.0.0.1:{port}" in lines[0], run.stderr
+
+
+def _wait_for_metric(url: str, name: str, at_least: float, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while metric(url, name) < at_least:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{name} stayed below {at_least}")
+        time.sleep(0.02)
 
 
 def _wait_until_refused(port: int, timeout: float = 60) -> bool:

@@ -58,7 +58,8 @@ def create_app(service: TranslationService) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{k: v for k, v in e.items() if k in ("type", "loc", "msg")} for e in exc.errors()]
+        errors = [{"type": e["type"], "loc": [x if isinstance(x, int) else str(x)[:41] for x in e["loc"]],
+                   "msg": e["msg"]} for e in exc.errors()[:10]]  # bounded: never echo a huge body back
         kind = _validation_kind(errors)
         message = "; ".join(_describe(e) for e in _first_alternative(errors)[:3])
         return refuse(422, kind, message, detail=errors)
