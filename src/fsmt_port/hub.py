@@ -97,7 +97,8 @@ def hub_error(repo_id: str, revision: str | None, local_only: bool, err: Excepti
     if isinstance(err, errors.GatedRepoError):  # before RepositoryNotFoundError: it is a subclass
         return HubError(f"{where}: the repo is gated; accept its terms on https://huggingface.co/{repo_id} "
                         "and log in (hf auth login or HF_TOKEN)")
-    if isinstance(err, errors.RepositoryNotFoundError):
+    status = getattr(getattr(err, "response", None), "status_code", None)
+    if isinstance(err, errors.RepositoryNotFoundError) or (isinstance(err, errors.HfHubHTTPError) and status == 401):
         return HubError(f"{where}: no such repo on the hub (or it is private: log in with hf auth login or "
                         "HF_TOKEN); check the id, or give a local model folder")
     if isinstance(err, errors.RevisionNotFoundError):
