@@ -176,3 +176,23 @@ def _closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def test_export_ct2_and_run_eval_search_take_a_repo_id(cache, monkeypatch, tmp_path, capsys):
+    pytest.importorskip("ctranslate2")
+    from fsmt_port.evaluation.run_eval_search import main as search_main
+    from fsmt_port.export.ct2 import main as export_main
+
+    use_cache(monkeypatch, cache)
+    assert export_main([OURS, str(tmp_path / "ct2"), "--revision", "v2"]) == 0
+    info = json.loads((tmp_path / "ct2" / "fsmt_port_export.json").read_text())
+    assert info["exported_from"] == OURS and (tmp_path / "ct2" / "model.bin").is_file()
+
+    source, reference = tmp_path / "dev.en", tmp_path / "dev.de"
+    source.write_text("A dog.\n", encoding="utf-8")
+    reference.write_text("Ein Hund.\n", encoding="utf-8")
+    argv = [OURS, str(source), str(tmp_path / "out.de"), "--reference_path", str(reference), "--quiet",
+            "--search", "num_beams=1:2"]
+    assert search_main([*argv, "--update-config"]) == 2  # the shared cache snapshot is not the user's to edit
+    assert "is a hub repo id (its cached snapshot is shared)" in capsys.readouterr().err
+    assert search_main(argv) == 0 and (tmp_path / "out.de").is_file()
