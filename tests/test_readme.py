@@ -6,7 +6,8 @@
 * Every line of the ```bash blocks that runs one of our command lines (``fsmt-translate``, ``run_eval``,
   ``run_eval_search``, ``fsmt-convert``, ``python -m fsmt_port.*``, possibly fed by ``echo``/``cat``) is run
   in order in one temporary folder holding the files the README names (a fairseq archive, ``m1``..``m4``,
-  ``news.en``, ``test.en``/``test.de``, ``val.source``/``val.target``) and must exit 0. Lines of other
+  ``news.en``, ``test.en``/``test.de``, ``val.source``/``val.target``, and any other ``--input``/reference
+  file a command names) and must exit 0. Lines of other
   programs (``bash scripts/...``, ``torchrun``, benchmarks) are left to their own tests.
 
 Put ``<!-- readme-test: skip -->`` on the line before a block that cannot run in such a folder.
@@ -79,9 +80,17 @@ def _hub_cache(root: Path, ids: set[str], folder: Path) -> Path:
     return cache
 
 
-def _write_data(folder: Path) -> None:
-    for name, lang in DATA.items():
+def _write_data(folder: Path, names: dict[str, str] = DATA) -> None:
+    for name, lang in names.items():
         (folder / name).write_text("".join(x + "\n" for x in golden.flickr_lines(lang)[:3]), encoding="utf-8")
+
+
+def _inputs_named(command: str) -> dict[str, str]:
+    """Text files a command reads (``--input``, references, ``cat FILE |``) -> their language, by extension."""
+    tokens = shlex.split(command.replace("|", " | "))
+    named = [value for option, value in zip(tokens, tokens[1:])
+             if option in ("--input", "-i", "--reference-path", "--reference_path", "cat") and value != "-"]
+    return {name: "de" if name.endswith((".de", ".target")) else "en" for name in named}
 
 
 @pytest.mark.parametrize("index", range(len(readme_blocks("python"))))
@@ -129,6 +138,7 @@ def test_readme_shell_commands_run(converted, tmp_path):
     env["PATH"] = f"{shims}{os.pathsep}{env['PATH']}"
     env["PYTHONPATH"] = str(Path(fsmt_port.__file__).resolve().parents[1])
     for command in commands:
+        _write_data(scene, {n: lang for n, lang in _inputs_named(command).items() if not (scene / n).exists()})
         run = subprocess.run(["bash", "-c", command], cwd=scene, env=env, capture_output=True, text=True,
                              timeout=600)
         assert run.returncode == 0, f"README command failed: {command}\n{run.stderr[-2000:]}"

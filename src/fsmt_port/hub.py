@@ -120,5 +120,5 @@ def hub_error(repo_id: str, revision: str | None, local_only: bool, err: Excepti
 
 def _is_network_error(err: Exception) -> bool:
     """httpx / requests transport errors, without importing either (huggingface_hub uses one of them)."""
-    return any(cls.__module__.split(".")[0] in ("httpx", "httpcore", "requests", "urllib3")
+    return any(cls.__module__.split(".")[0] in ("httpx", "httpx2", "httpcore", "requests", "urllib3")
                for cls in type(err).__mro__)
