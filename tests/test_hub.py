@@ -101,7 +101,7 @@ def test_offline_misses_are_one_clear_line(cache, monkeypatch, tmp_path, capsys)
     use_cache(monkeypatch, cache)
     with pytest.raises(HubError, match="not in the local hub cache and downloads are off"):
         FSMTForConditionalGeneration.from_pretrained("fsmt-port/absent")
-    with pytest.raises(HubError, match="has no model.safetensors or pytorch_model.bin"):
+    with pytest.raises(HubError, match="the cached snapshot lacks model.safetensors or pytorch_model.bin"):
         Translator.from_pretrained("fsmt-port/no-weights")
     source = tmp_path / "in.en"
     source.write_text("Hello.\n", encoding="utf-8")

@@ -71,10 +71,12 @@ def _snapshot(repo_id: str, revision: str | None, local_only: bool, files: tuple
     missing = [f for f in wanted if f not in OPTIONAL_FILES and not (folder / f).is_file()]
     if weights and not any((folder / w).is_file() for w in weights):
         missing.append(" or ".join(weights))
+    if missing and local_only:
+        raise HubError(f"{where}: the cached snapshot lacks {', '.join(missing)}; run once with network access "
+                       "(HF_HUB_OFFLINE unset) to complete it")
     if missing:
-        hint = ("it is not fully in the local hub cache; run once with network access (HF_HUB_OFFLINE unset)"
-                if local_only else "is it an FSMT model repo (like facebook/wmt19-en-de)?")
-        raise HubError(f"{where}: has no {', '.join(missing)}; {hint}")
+        raise HubError(f"{where}: the repo has no {', '.join(missing)}; is it an FSMT model repo "
+                       "(like facebook/wmt19-en-de)?")
     return folder
 
 
