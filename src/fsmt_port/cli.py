@@ -23,7 +23,7 @@ class _UnderscoreSpellings:
     """An argument group whose ``--dashed-options`` also answer to ``--dashed_options`` (transformers' spelling,
     e.g. ``--num_beams 5`` in transformers' run_eval.py)."""
 
-    def __init__(self, group: argparse._ArgumentGroup) -> None:
+    def __init__(self, group) -> None:  # what parser.add_argument_group returns
         self.group = group
 
     def add_argument(self, *names: str, **kwargs):
