@@ -18,8 +18,10 @@ from fsmt_port.translation.translator import Translator
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
-def make_service(translator: Translator, limits: ServeLimits = ServeLimits(), **batching) -> TranslationService:
-    return TranslationService(translator, limits, BatchingSettings(**batching), model_sources=["model"])
+def make_service(translator: Translator, limits: ServeLimits = ServeLimits(), folder: Path | None = None,
+                 **batching) -> TranslationService:
+    sources = [(str(folder), str(folder))] if folder else []
+    return TranslationService(translator, limits, BatchingSettings(**batching), model_sources=sources)
 
 
 def assert_same_as_offline(hypotheses: list[dict], offline, nbest: int = 1) -> None:
@@ -37,8 +39,8 @@ def assert_same_as_offline(hypotheses: list[dict], offline, nbest: int = 1) -> N
 class ServerProcess:
     """``python -m fsmt_port.serve ... --port 0`` on 127.0.0.1; the port is read from its first line."""
 
-    def __init__(self, *args: str, timeout: float = 120) -> None:
-        env = {**os.environ, "PYTHONPATH": str(SRC) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    def __init__(self, *args: str, timeout: float = 120, env: dict | None = None) -> None:
+        env = {**(env or os.environ), "PYTHONPATH": str(SRC) + os.pathsep + os.environ.get("PYTHONPATH", "")}
         self.proc = subprocess.Popen([sys.executable, "-m", "fsmt_port.serve", *map(str, args), "--host", "127.0.0.1",
                                       "--port", "0", "--log-level", "warning"],
                                      stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)

@@ -58,9 +58,9 @@ def offline(translator):
 
 
 @pytest.fixture(scope="module")
-def client(translator):
+def client(translator, converted):
     service = make_service(translator, ServeLimits(max_sentences=8, max_beams=6, max_input_tokens=40,
-                                                   max_body_bytes=4096))
+                                                   max_body_bytes=4096), folder=converted("small-en-de"))
     with TestClient(create_app(service)) as test_client:
         test_client.service = service
         yield test_client
@@ -143,6 +143,8 @@ def test_health_info_metrics_docs_and_page(client, translator):
     assert info["generation_defaults"] == translator.generation_config.to_dict()
     assert info["limits"]["max_beams"] == 6 and info["limits"]["max_input_tokens"] == 40
     assert {"fsmt_port", "torch", "fastapi", "uvicorn", "python"} <= set(info["versions"])
+    files = {f["name"]: f["bytes"] for f in info["models"][0]["files"]}
+    assert files["model.safetensors"] > 0 and "config.json" in files
 
     client.post("/translate", json={"text": SENTENCES[:2]})
     metrics = client.get("/metrics")

@@ -20,6 +20,7 @@ import torch
 
 import golden
 from fsmt_port.translation.translator import Translator
+from hub_cache import add_snapshot, folder_files, hub_env
 from serving import SRC, ServerProcess, assert_same_as_offline
 
 SENTENCES = golden.flickr_lines("en")[20:32]
@@ -92,6 +93,23 @@ def test_concurrent_clients_then_graceful_sigterm(small, offline):
     assert status == 200 and data["translations"] == [offline[SENTENCES[0]].hypotheses[0].text]
     assert code == 0, log
     assert "fsmt-serve: stopped" in log and "Traceback" not in log
+
+
+def test_a_hub_id_is_served(converted, tmp_path):
+    folder = converted("tiny-en-de-joint")
+    add_snapshot(tmp_path / "hub", "someone/tiny-en-de", folder_files(folder))
+    server = ServerProcess("someone/tiny-en-de", "--max-len-b", "5", env=hub_env(tmp_path / "hub"))
+    try:
+        with urllib.request.urlopen(server.url + "/info", timeout=30) as answer:
+            info = json.loads(answer.read())
+        status, data = post(server.url, {"text": "A dog runs."})
+    finally:
+        code, log = server.terminate()
+    assert info["models"][0]["source"] == "someone/tiny-en-de"
+    assert "model.safetensors" in {f["name"] for f in info["models"][0]["files"]}
+    local = Translator.from_pretrained(folder).translate(["A dog runs."], max_len_b=5)[0].hypotheses[0].text
+    assert status == 200 and data["translations"] == [local]
+    assert code == 0, log
 
 
 def test_taken_port_is_one_clear_line(converted):

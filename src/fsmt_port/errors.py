@@ -37,6 +37,10 @@ class MissingFileError(FSMTPortError, FileNotFoundError):
     """A file the model folder / fairseq archive must contain is not there."""
 
 
+class HubError(FSMTPortError, OSError):
+    """A hub repo id cannot be fetched: missing or gated repo, unknown revision, no network, not cached offline."""
+
+
 class RequestError(InputError):
     """A ``fsmt-serve`` request that cannot be served as sent; carries the HTTP answer to give.
 

@@ -5,6 +5,7 @@ Example::
     fsmt-serve wmt19-en-de --host 127.0.0.1 --port 8000 --num-beams 5
     curl -s localhost:8000/translate -H 'Content-Type: application/json' -d '{"text": "Hello world!"}'
     fsmt-serve m1 m2 m3 m4 --port 8000                # several folders = an ensemble
+    fsmt-serve facebook/wmt19-en-de --port 8000       # a hub repo id (fetched into the hub cache)
 
 Open http://127.0.0.1:8000/ for a page to try it, /docs for the API. SIGTERM (or Ctrl-C) stops
 accepting connections, finishes the requests in flight, and exits (0 for SIGTERM).
@@ -20,7 +21,8 @@ import sys
 
 import torch
 
-from fsmt_port.cli import add_device_options, add_generation_options, generation_kwargs, run_cli
+from fsmt_port.cli import add_device_options, add_generation_options, add_hub_options, generation_kwargs
+from fsmt_port.cli import hub_kwargs, run_cli
 from fsmt_port.errors import ConfigError
 from fsmt_port.generation import resolve_generation_config
 from fsmt_port.serving.batcher import BatchingSettings
@@ -30,7 +32,8 @@ from fsmt_port.serving.service import ServeLimits
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fsmt-serve", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model_dirs", nargs="+", help="converted model folder(s); several = ensemble")
+    parser.add_argument("model_dirs", nargs="+", metavar="MODEL",
+                        help="converted model folder(s) or hub repo id(s); several = ensemble")
     server = parser.add_argument_group("server")
     server.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     server.add_argument("--port", type=int, default=8000, help="TCP port; 0 = any free port (default: %(default)s)")
@@ -67,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_generation_options(parser)
     add_device_options(parser.add_argument_group("runtime"))
+    add_hub_options(parser)
     return parser
 
 
@@ -100,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     def job() -> None:
         import uvicorn
 
+        from fsmt_port.hub import resolve_model_dir
         from fsmt_port.serving.app import create_app
         from fsmt_port.serving.service import TranslationService
         from fsmt_port.translation.translator import Translator
@@ -109,11 +114,13 @@ def main(argv: list[str] | None = None) -> int:
         limits, batching = settings_from_args(args)
         sock = listen(args.host, args.port)  # before loading: a taken port fails at once
         with contextlib.closing(sock):
-            translator = Translator.from_pretrained(args.model_dirs, device=args.device, dtype=args.dtype,
+            folders = [resolve_model_dir(d, **hub_kwargs(args)) for d in args.model_dirs]  # hub ids: fetched once
+            translator = Translator.from_pretrained(folders, device=args.device, dtype=args.dtype,
                                                     quantize=args.quantize)
             translator.generation_config = resolve_generation_config(translator.generation_config,
                                                                      **generation_kwargs(args))
-            service = TranslationService(translator, limits, batching, model_sources=args.model_dirs)
+            service = TranslationService(translator, limits, batching,
+                                         model_sources=list(zip(args.model_dirs, map(str, folders))))
             config = uvicorn.Config(create_app(service), log_level=args.log_level, access_log=args.access_log,
                                     lifespan="on")
             server = uvicorn.Server(config)

@@ -38,12 +38,12 @@ class ServeLimits:
 class TranslationService:
     def __init__(self, translator: Translator, limits: ServeLimits = ServeLimits(),
                  batching: BatchingSettings = BatchingSettings(), metrics: ServerMetrics | None = None,
-                 model_sources: list[str] | None = None) -> None:
+                 model_sources: list[tuple[str, str]] | None = None) -> None:
         self.translator = translator
         self.metrics = metrics or ServerMetrics()
         self.limits = self._resolve(limits)
         self.batching = batching
-        self.model_sources = [str(s) for s in (model_sources or [])]
+        self.model_sources = list(model_sources or [])  # (what the user gave: folder or hub id, local folder)
         self.batcher = DynamicBatcher(self._decode, batching, self.metrics)
 
     def _resolve(self, limits: ServeLimits) -> ServeLimits:
@@ -157,7 +157,7 @@ class TranslationService:
         return {
             "languages": {"source": self.translator.tokenizer.src_lang, "target": self.translator.tokenizer.tgt_lang},
             "generation_defaults": self.translator.generation_config.to_dict(),
-            "models": [_describe_model(source) for source in self.model_sources],
+            "models": [_describe_model(source, folder) for source, folder in self.model_sources],
             "ensemble_size": len(self.translator.models),
             "device": str(first.device),
             "dtype": str(next(first.parameters()).dtype).replace("torch.", ""),
@@ -180,11 +180,10 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _describe_model(source: str) -> dict:
-    path = Path(source)
+def _describe_model(source: str, folder: str) -> dict:
+    path = Path(folder)
     if not path.is_dir():
         return {"source": source}
     files = sorted((p for p in path.iterdir() if p.is_file()), key=lambda p: p.name)
     return {"source": source, "path": str(path.resolve()),
             "files": [{"name": p.name, "bytes": p.stat().st_size} for p in files]}
-
