@@ -31,6 +31,12 @@ class _UnderscoreSpellings:
         return self.group.add_argument(*names, *[a for a in aliases if a not in names], **kwargs)
 
 
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The positional MODEL... of every command that loads a translator (several = an ensemble)."""
+    parser.add_argument("model_dirs", nargs="+", metavar="MODEL",
+                        help="converted model folder(s) or hub repo id(s); several = ensemble")
+
+
 def add_generation_options(parser: argparse.ArgumentParser) -> None:
     group = _UnderscoreSpellings(parser.add_argument_group("generation (defaults: the model's generation_config.json)"))
     group.add_argument("--num-beams", "--beam", type=int, help="beam size; 1 = greedy")

@@ -21,8 +21,8 @@ import sys
 
 import torch
 
-from fsmt_port.cli import add_device_options, add_generation_options, add_hub_options, generation_kwargs
-from fsmt_port.cli import hub_kwargs, run_cli
+from fsmt_port.cli import add_device_options, add_generation_options, add_hub_options, add_model_arguments
+from fsmt_port.cli import generation_kwargs, hub_kwargs, run_cli
 from fsmt_port.errors import ConfigError
 from fsmt_port.generation import resolve_generation_config
 from fsmt_port.serving.batcher import BatchingSettings
@@ -32,8 +32,7 @@ from fsmt_port.serving.service import ServeLimits
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fsmt-serve", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model_dirs", nargs="+", metavar="MODEL",
-                        help="converted model folder(s) or hub repo id(s); several = ensemble")
+    add_model_arguments(parser)
     server = parser.add_argument_group("server")
     server.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     server.add_argument("--port", type=int, default=8000, help="TCP port; 0 = any free port (default: %(default)s)")

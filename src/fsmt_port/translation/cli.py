@@ -17,8 +17,8 @@ from typing import Iterator
 
 import torch
 
-from fsmt_port.cli import add_generation_options, add_hub_options, add_runtime_options, generation_kwargs
-from fsmt_port.cli import hub_kwargs, progress_bar
+from fsmt_port.cli import add_generation_options, add_hub_options, add_model_arguments, add_runtime_options
+from fsmt_port.cli import generation_kwargs, hub_kwargs, progress_bar
 from fsmt_port.cli import run_cli
 from fsmt_port.errors import ConfigError
 from fsmt_port.files import atomic_file, check_can_write, sigterm_as_interrupt
@@ -47,8 +47,7 @@ def format_lines(results: list[Translation], fmt: str, nbest: int | None) -> Ite
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fsmt-translate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model_dirs", nargs="+", metavar="MODEL",
-                        help="converted model folder(s) or hub repo id(s); several = ensemble")
+    add_model_arguments(parser)
     io = parser.add_argument_group("input and output")
     io.add_argument("--input", "-i", default="-", help="source text, one sentence per line (default: stdin)")
     io.add_argument("--output", "-o", default="-", help="where to write (default: stdout); written atomically")
