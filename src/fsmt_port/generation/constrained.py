@@ -29,6 +29,7 @@ BANK_WEIGHT = -100  # fairseq's MAX_SCORE: sort key = (distinct constraint token
 
 class ConstrainedBeamSearch(Search):
     stateful = True
+    stop_on_max_len = True  # a sentence whose beams all miss a constraint at max_len ends with none
 
     def __init__(self, vocab_size: int, eos: int, order: str) -> None:
         self.vocab_size, self.eos, self.order = vocab_size, eos, order

@@ -212,8 +212,10 @@ class SequenceGenerator:
                 remaining -= len(finalized_sents)
             if remaining == 0:
                 break
-            if step >= max_len:  # cannot happen: every sentence finishes at its max_len
-                raise RuntimeError("beam search ran past max_len")
+            if step >= max_len:
+                if search.stop_on_max_len:  # beams still missing a constraint are never finalized
+                    break
+                raise RuntimeError("beam search ran past max_len")  # cannot happen otherwise
 
             rows_from = cand_bbsz_idx  # rows of the caches as they are now
             if finalized_sents:

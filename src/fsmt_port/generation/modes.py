@@ -38,6 +38,9 @@ def check_mode_inputs(config: GenerationConfig, rows: int, prefix_tokens: torch.
         if prefix_tokens.numel() and (int(prefix_tokens.min()) < 0 or int(prefix_tokens.max()) >= vocab_size):
             raise InputError(f"prefix_tokens holds ids outside the target vocabulary [0, {vocab_size})")
     if constraints is None:
+        if config.constraints is not None:  # fairseq's hub crashes here (TypeError on None)
+            raise ConfigError(f"constraints={config.constraints!r} needs the constraints themselves: one list of "
+                              "token-id sequences per input (API), or 'source<TAB>constraint...' lines (CLI)")
         return
     if config.constraints is None:
         raise ConfigError("constraints were given but the search does not use them; set constraints='ordered' "

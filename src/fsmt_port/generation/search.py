@@ -52,6 +52,7 @@ class Search:
 
     stateful = False
     order_dependent = False  # results depend on row order: rows are put in fairseq's hub order
+    stop_on_max_len = False  # a sentence may reach max_len with no hypothesis to finalize (fairseq's name)
 
     def begin(self, batch: SearchBatch) -> None:
         pass
