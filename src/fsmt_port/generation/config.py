@@ -3,7 +3,7 @@
 HF names map to fairseq's: ``num_beams``=beam, ``length_penalty``=lenpen,
 ``num_return_sequences``=nbest, ``unk_penalty``=unkpen, ``min_len``,
 ``max_len_a``/``max_len_b``, ``no_repeat_ngram_size``; ``early_stopping=True``
-is fairseq's (only) behaviour. See docs in ``generation/beam_search.py``.
+is fairseq's (only) behaviour. See ``generation/__init__.py`` and the README.
 """
 
 from __future__ import annotations
