@@ -61,7 +61,7 @@ def resolve_generation_config(base: GenerationConfig, **kwargs) -> GenerationCon
 
 def generate(models: list, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
              generation_config: GenerationConfig | None = None, return_dict_in_generate: bool = False,
-             prefix_tokens=None, constraints=None, constraint_ids=None, **kwargs):
+             prefix_tokens=None, prefix_size: int | None = None, constraints=None, constraint_ids=None, **kwargs):
     """Translate a padded batch of source ids. Returns ``sequences`` or a ``GenerateOutput``.
 
     ``sequences`` has the HF shape (batch * num_return_sequences, length): the
@@ -69,7 +69,8 @@ def generate(models: list, input_ids: torch.Tensor, attention_mask: torch.Tensor
     hypotheses, possible with constraints, gets ``</s>``-only rows).
 
     ``prefix_tokens``: per input, the target ids every hypothesis starts with (a list of
-    lists, or a (batch, k) tensor padded with ``<pad>``). ``constraints``: per input, a list
+    lists, or a (batch, k) tensor padded with ``<pad>``); ``prefix_size`` keeps their first k tokens
+    (fairseq-generate's ``--prefix-size``). ``constraints``: per input, a list
     of constraints, each a list of target ids; or ``"ordered"``/``"unordered"`` (fairseq's
     option) with the lists in ``constraint_ids``. Lists alone mean ``"ordered"``.
     """
@@ -86,8 +87,10 @@ def generate(models: list, input_ids: torch.Tensor, attention_mask: torch.Tensor
     input_ids = input_ids.to(device)
     if attention_mask is not None:
         attention_mask = attention_mask.to(device)
+    if prefix_size is not None and (prefix_tokens is None or prefix_size < 1):
+        raise ConfigError("prefix_size needs prefix_tokens to cut and must be >= 1 (fairseq cuts the reference)")
     if prefix_tokens is not None:
-        prefix_tokens = as_prefix_tensor(prefix_tokens).to(device)
+        prefix_tokens = as_prefix_tensor(prefix_tokens)[:, :prefix_size].to(device)
     hypotheses = SequenceGenerator(models, config).generate(input_ids, attention_mask, prefix_tokens, constraints)
     rows = []
     for hypos in hypotheses:

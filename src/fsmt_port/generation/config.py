@@ -62,12 +62,6 @@ class GenerationConfig:
             if not ok:
                 raise ConfigError(f"invalid generation config: {message} (got {self})")
 
-    @property
-    def candidate_multiple(self) -> int:
-        """Candidates per beam slot the search proposes each step (fairseq: sampling and diverse
-        beam search propose ``num_beams``, the other searches ``2 * num_beams``)."""
-        return 1 if self.sampling or self.diverse_beam_groups > 0 else 2
-
     def update(self, **kwargs) -> "GenerationConfig":
         known = {f.name for f in fields(self)}
         unknown = sorted(k for k in kwargs if k not in known)

@@ -47,12 +47,13 @@ class ConstrainedBeamSearch(Search):
 
     def step(self, step: int, lprobs: torch.Tensor, scores: torch.Tensor | None):
         sentences, beam, vocab = lprobs.shape
+        device = lprobs.device
         num_cands = min(beam * 2, lprobs.view(sentences, -1).size(1) - 1)
         if step > 0:
             unfinished = [s * beam + b for s, states in enumerate(self.states)
                           for b, state in enumerate(states) if not state.finished]
             if unfinished:
-                lprobs.view(sentences * beam, -1)[torch.tensor(unfinished), self.eos] = -math.inf
+                lprobs.view(sentences * beam, -1)[torch.tensor(unfinished, device=device), self.eos] = -math.inf
             lprobs = lprobs + scores[:, :, step - 1].unsqueeze(-1)
         else:
             lprobs = lprobs[:, :1, :].contiguous()
@@ -63,10 +64,10 @@ class ConstrainedBeamSearch(Search):
             best_scores, best_tokens = torch.topk(lprobs.view(sentences * beam, -1), k=1, dim=1)
             cand_scores = torch.cat((cand_scores, best_scores.view(sentences, -1)), dim=1)
             cand_tokens = torch.cat((cand_tokens, best_tokens.view(sentences, -1)), dim=1)
-            cand_beams = torch.cat((cand_beams, torch.arange(beam).repeat(sentences, 1)), dim=1)
-        out_scores = torch.zeros(sentences, 2 * beam)
-        out_tokens = torch.zeros(sentences, 2 * beam, dtype=torch.long)
-        out_beams = torch.zeros(sentences, 2 * beam, dtype=torch.long)
+            cand_beams = torch.cat((cand_beams, torch.arange(beam, device=device).repeat(sentences, 1)), dim=1)
+        out_scores = torch.zeros(sentences, 2 * beam, device=device)
+        out_tokens = torch.zeros(sentences, 2 * beam, dtype=torch.long, device=device)
+        out_beams = torch.zeros(sentences, 2 * beam, dtype=torch.long, device=device)
         for s in range(sentences):
             picked_scores, picked_tokens, picked_beams, states = self._sentence(
                 step, lprobs[s], self.states[s], cand_beams[s], cand_tokens[s], cand_scores[s], num_cands)
@@ -77,15 +78,16 @@ class ConstrainedBeamSearch(Search):
     def _sentence(self, step: int, lprobs: torch.Tensor, states: list, beams: torch.Tensor, tokens: torch.Tensor,
                   scores: torch.Tensor, num_cands: int):
         """One sentence's candidates: add constraint tokens, sort by bank, dedupe, deal across banks."""
+        device = lprobs.device
         for b, state in enumerate(states[:1] if step == 0 else states):  # step 0: one beam
-            extra = torch.tensor(list(state.next_tokens()), dtype=torch.long)  # set order, as fairseq
+            extra = torch.tensor(list(state.next_tokens()), dtype=torch.long, device=device)  # set order, as fairseq
             if extra.numel():
                 tokens = torch.cat((tokens, extra))
-                beams = torch.cat((beams, torch.full((extra.numel(),), b, dtype=torch.long)))
+                beams = torch.cat((beams, torch.full((extra.numel(),), b, dtype=torch.long, device=device)))
                 scores = torch.cat((scores, lprobs[b].take(extra)))
         distinct = states[0].distinct_tokens
         cand_states = [states[b].advance(t) for b, t in zip(beams.tolist(), tokens.tolist())]
-        banks = torch.tensor([state.bank for state in cand_states])
+        banks = torch.tensor([state.bank for state in cand_states], device=device)
         order = ((distinct - banks) * BANK_WEIGHT + scores).sort(dim=0, descending=True)[1]
         scores, tokens, beams, banks = scores[order], tokens[order], beams[order], banks[order]
         cand_states = [cand_states[i] for i in order.tolist()]

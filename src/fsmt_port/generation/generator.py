@@ -111,8 +111,6 @@ class SequenceGenerator:
     def _generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
                   prefix_tokens: torch.Tensor | None, constraints: list | None,
                   sample_ids: torch.Tensor | None) -> list[list[Hypothesis]]:
-        if input_ids.dim() != 2 or input_ids.size(0) == 0:
-            raise InputError(f"input_ids must be a non-empty (batch, length) tensor, got shape {tuple(input_ids.shape)}")
         real = input_ids.ne(self.pad) if attention_mask is None else attention_mask.bool() & input_ids.ne(self.pad)
         src_lengths = real.sum(dim=1)
         if bool((src_lengths == 0).any()):
@@ -139,8 +137,9 @@ class SequenceGenerator:
             raise ConfigError(f"prefix_tokens has {prefix_tokens.size(1)} tokens, more than the maximum output "
                               f"length {max_len}; shorten the prefix or raise max_len_b")
         search = self.search
-        search.begin(SearchBatch(src_lengths, sample_ids if sample_ids is not None else torch.arange(bsz, device=device),
-                                 beam, constraints))
+        if sample_ids is None:  # fairseq without sample ids: the row positions
+            sample_ids = torch.arange(bsz, device=device)
+        search.begin(SearchBatch(src_lengths, sample_ids, beam, constraints))
         if prefix_tokens is not None:
             prefix_tokens = prefix_tokens.to(device)
         src_rows = input_ids  # the batched source rows, for alignments (positions as batched)

@@ -16,8 +16,7 @@ from fsmt_port.generation.search import BeamSearch, Search, SourceLengthSearch
 
 def build_search(config: GenerationConfig, vocab_size: int, eos: int) -> Search:
     if config.sampling:
-        rng = None if config.seed is None else torch.Generator().manual_seed(config.seed)
-        return Sampling(config.sampling_topk, config.sampling_topp, rng)
+        return Sampling(config.sampling_topk, config.sampling_topp, config.seed)
     if config.diverse_beam_groups > 0:
         return DiverseBeamSearch(vocab_size, config.diverse_beam_groups, config.diverse_beam_strength)
     if config.match_source_len:

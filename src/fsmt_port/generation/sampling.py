@@ -25,18 +25,24 @@ from fsmt_port.generation.search import Search, SearchBatch
 class Sampling(Search):
     order_dependent = True  # draws are consumed row by row: rows follow fairseq's hub order
 
-    def __init__(self, topk: int = -1, topp: float = -1.0, rng: torch.Generator | None = None) -> None:
+    def __init__(self, topk: int = -1, topp: float = -1.0, seed: int | None = None,
+                 rng: torch.Generator | None = None) -> None:
         self.topk = topk
         self.topp = topp
-        self.rng = rng  # None: torch's global generator (what fairseq uses)
+        self.seed = seed  # a private generator seeded with it, on the batch's device
+        self.rng = rng  # None (and no seed): torch's global generator, what fairseq uses
         self.started = False
 
     def begin(self, batch: SearchBatch) -> None:
         """The first batch of a call first draws what fairseq's hub draws before it decodes: the
         int64 base seed of the ``DataLoader`` iterator that batches its sentences."""
-        if not self.started:
-            torch.empty((), dtype=torch.int64).random_(generator=self.rng)
-            self.started = True
+        if self.started:
+            return
+        device = batch.src_lengths.device
+        if self.rng is None and self.seed is not None:
+            self.rng = torch.Generator(device=device).manual_seed(self.seed)
+        torch.empty((), dtype=torch.int64, device=device).random_(generator=self.rng)
+        self.started = True
 
     def nucleus(self, lprobs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(probabilities with everything outside the top-p set zeroed, their token ids),

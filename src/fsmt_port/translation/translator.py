@@ -146,10 +146,12 @@ class Translator:
                 raise InputError(f"{name}: expected one entry per input ({len(id_lists)}), got {len(given)}")
         results: list[list[Hypothesis] | None] = [None] * len(id_lists)
         for batch in make_batches([len(x) for x in id_lists], batch_size, max_tokens):
-            prefix = None if prefix_tokens is None else as_prefix_tensor([prefix_tokens[i] for i in batch])
-            hypos = generator.generate(pad_left([id_lists[i] for i in batch]).to(device), None,
-                                       None if prefix is None else prefix.to(device),
-                                       None if constraint_ids is None else [constraint_ids[i] for i in batch])
+            per_input = {}
+            if prefix_tokens is not None:
+                per_input["prefix_tokens"] = as_prefix_tensor([prefix_tokens[i] for i in batch]).to(device)
+            if constraint_ids is not None:
+                per_input["constraints"] = [constraint_ids[i] for i in batch]
+            hypos = generator.generate(pad_left([id_lists[i] for i in batch]).to(device), **per_input)
             for index, sentence_hypos in zip(batch, hypos):
                 results[index] = [Hypothesis(h.tokens.clone(), h.score, h.positional_scores.clone(), h.alignment)
                                   for h in sentence_hypos[:keep]]
