@@ -42,7 +42,8 @@ def add_generation_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-len-b", type=int, help="max output length = a * source length + b")
     group.add_argument("--min-len", type=int, help="</s> is forbidden before this many tokens")
     group.add_argument("--unk-penalty", "--unkpen", type=float, help="subtracted from log p(<unk>)")
-    modes = parser.add_argument_group("decoding modes (fairseq's names; transformers' where it has one)")
+    modes = _UnderscoreSpellings(parser.add_argument_group(
+        "decoding modes (fairseq's names; transformers' where it has one)"))
     modes.add_argument("--sampling", "--do-sample", action="store_const", const=True, default=None,
                        help="sample instead of beam search (each beam an independent sample)")
     modes.add_argument("--sampling-topk", "--top-k", type=int, help="sample among the k most likely tokens")
