@@ -97,3 +97,12 @@ def flickr_lines(lang: str) -> list[str]:
 def tricky_inputs() -> list[str]:
     with open(FIXTURES / "tricky_visible.json", encoding="utf-8") as handle:
         return json.load(handle)
+
+
+EXT_MODELS = ("tiny-en-de-joint", "tiny-en-cs-variant", SMALL_MODEL)
+
+
+@functools.lru_cache(maxsize=None)
+def load_ext(name: str) -> dict:
+    """``expected_ext.json``: fairseq's other inference modes (golden README, "Extended inference goldens")."""
+    return _read_json_gz(model_dir(name) / "expected_ext.json.gz")

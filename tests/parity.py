@@ -7,6 +7,8 @@ sums move that much between batchings and thread counts.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from fsmt_port.generation import generate
@@ -36,8 +38,10 @@ def run_calls(models, ids_by_index: dict[int, list[int]], calls: list[list[int]]
     return out
 
 
-def mismatches(ours: dict, golden_results: list[dict]) -> tuple[list[str], float]:
-    """Human-readable problems, and the largest float difference seen (for reporting)."""
+def mismatches(ours: dict, golden_results: list[dict], alignments: bool = True) -> tuple[list[str], float]:
+    """Human-readable problems, and the largest float difference seen (for reporting).
+
+    ``alignments``: also require identical alignments where the golden has them (hard ones)."""
     problems, worst = [], 0.0
     for entry in golden_results:
         index, expected = entry["index"], entry["hypos"]
@@ -49,9 +53,17 @@ def mismatches(ours: dict, golden_results: list[dict]) -> tuple[list[str], float
             continue
         for rank, (ours_h, theirs) in enumerate(zip(got, expected)):
             tolerance = max(1e-4, abs(sum(theirs["positional_scores"])) * 2 ** -20)
-            diffs = [abs(ours_h.score - theirs["score"])] + [
+            their_score = float(theirs["score"])  # "-inf" (match_source_len) is written as a string
+            if math.isinf(their_score) or math.isinf(ours_h.score):
+                score_diff = 0.0 if ours_h.score == their_score else math.inf
+            else:
+                score_diff = abs(ours_h.score - their_score)
+            diffs = [score_diff] + [
                 abs(a - b) for a, b in zip(ours_h.positional_scores.tolist(), theirs["positional_scores"])]
             worst = max(worst, max(diffs))
             if max(diffs) > tolerance:
                 problems.append(f"sentence {index} hypothesis {rank}: score diff {max(diffs):.2e} > {tolerance:.1e}")
+            if alignments and theirs.get("alignment") and ours_h.alignment != theirs["alignment"]:
+                problems.append(f"sentence {index} hypothesis {rank}: alignment {str(ours_h.alignment)[:80]} != "
+                                f"fairseq {str(theirs['alignment'])[:80]}")
     return problems, worst

@@ -48,11 +48,38 @@ def add_generation_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-len-b", type=int, help="max output length = a * source length + b")
     group.add_argument("--min-len", type=int, help="</s> is forbidden before this many tokens")
     group.add_argument("--unk-penalty", "--unkpen", type=float, help="subtracted from log p(<unk>)")
+    modes = _UnderscoreSpellings(parser.add_argument_group(
+        "decoding modes (fairseq's names; transformers' where it has one)"))
+    modes.add_argument("--sampling", "--do-sample", action="store_const", const=True, default=None,
+                       help="sample instead of beam search (each beam an independent sample)")
+    modes.add_argument("--sampling-topk", "--top-k", type=int, help="sample among the k most likely tokens")
+    modes.add_argument("--sampling-topp", "--top-p", type=float, help="sample in the nucleus of mass p")
+    modes.add_argument("--temperature", type=float, help="divide the logits by this before the softmax")
+    modes.add_argument("--seed", type=int, help="seed for sampling (fairseq's torch.manual_seed before decoding)")
+    modes.add_argument("--diverse-beam-groups", "--num-beam-groups", type=int,
+                       help="diverse beam search with this many groups (must divide --num-beams)")
+    modes.add_argument("--diverse-beam-strength", "--diversity-penalty", type=float,
+                       help="diverse beam search penalty (default 0.5)")
+    modes.add_argument("--diversity-rate", type=float, help="diverse siblings search: rate * sibling rank penalty")
+    modes.add_argument("--match-source-len", action="store_const", const=True, default=None,
+                       help="outputs as long as their source (counting its </s>)")
+    modes.add_argument("--constraints", nargs="?", const="ordered", choices=["ordered", "unordered"],
+                       help="lexically constrained decoding: input lines are 'source<TAB>constraint<TAB>...' "
+                            "(fairseq-interactive's format; default order: ordered)")
+    modes.add_argument("--prefix-size", type=int,
+                       help="force each hypothesis to start with this many target tokens of its prefix "
+                            "(fsmt-translate: --prefix-file; run_eval: the reference, as fairseq-generate)")
+    modes.add_argument("--print-alignment", nargs="?", const="hard", choices=["hard", "soft"],
+                       help="attach alignments (hard: src-tgt token pairs; soft: weights) to each hypothesis")
+
+
+MODE_OPTIONS = ("sampling", "sampling_topk", "sampling_topp", "temperature", "seed", "diverse_beam_groups",
+                "diverse_beam_strength", "diversity_rate", "match_source_len", "constraints", "print_alignment")
 
 
 def generation_kwargs(args: argparse.Namespace) -> dict:
     names = ("num_beams", "length_penalty", "early_stopping", "no_repeat_ngram_size", "max_len_a", "max_len_b",
-             "min_len", "unk_penalty")
+             "min_len", "unk_penalty") + MODE_OPTIONS
     return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
 

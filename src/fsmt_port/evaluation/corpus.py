@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 
 from fsmt_port.cli import progress_bar
-from fsmt_port.translation.translator import Translator
+from fsmt_port.translation.translator import Translator, encode_constraints, encode_prefixes
 from fsmt_port.evaluation.distributed import DistContext
 from fsmt_port.evaluation.oom import generate_with_oom_retry
 
@@ -19,15 +19,25 @@ class CorpusRun:
 
 def translate_corpus(translator: Translator, lines: list[str], context: DistContext, *,
                      batch_size: int | None = None, max_tokens: int | None = None, truncate: bool = False,
-                     quiet: bool = False, desc: str = "translating", **generation_kwargs) -> CorpusRun:
+                     quiet: bool = False, desc: str = "translating", prefixes: list[str] | None = None,
+                     prefix_size: int | None = None, constraint_texts: list[list[str]] | None = None,
+                     **generation_kwargs) -> CorpusRun:
+    """``prefixes``/``constraint_texts``: per line, as ``Translator.translate`` takes them. A line
+    without a hypothesis (constraints unmet at max_len) gives an empty translation."""
     start = time.perf_counter()
 
-    def work(shard: list[str], first: int) -> list[str]:
-        ids = translator.encode(shard, truncate=truncate, first_line=first + 1)
+    def work(shard: list[int], first: int) -> list[str]:
+        ids = translator.encode([lines[i] for i in shard], truncate=truncate, first_line=first + 1)
+        per_input = {}
+        if prefixes is not None:
+            per_input["prefix_tokens"] = encode_prefixes(translator.tokenizer, [prefixes[i] for i in shard],
+                                                         prefix_size)
+        if constraint_texts is not None:
+            per_input["constraint_ids"] = encode_constraints(translator.tokenizer, [constraint_texts[i] for i in shard])
         with progress_bar(len(shard), quiet or not context.is_main, desc) as bar:
             hypos = generate_with_oom_retry(translator, ids, batch_size, max_tokens, progress=bar,
-                                            **generation_kwargs)
-        return [translator.tokenizer.decode(h[0].tokens.tolist()) for h in hypos]
+                                            **per_input, **generation_kwargs)
+        return [translator.tokenizer.decode(h[0].tokens.tolist()) if h else "" for h in hypos]
 
-    hypotheses = context.run_sharded(lines, work)
+    hypotheses = context.run_sharded(list(range(len(lines))), work)
     return CorpusRun(hypotheses, time.perf_counter() - start)

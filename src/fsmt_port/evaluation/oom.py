@@ -39,8 +39,11 @@ def warn(message: str) -> None:
 
 def generate_with_oom_retry(translator: Translator, id_lists: Sequence[list[int]], batch_size: int | None,
                             max_tokens: int | None, progress=None, on_warning: Callable[[str], None] = warn,
+                            prefix_tokens: Sequence[list[int]] | None = None,
+                            constraint_ids: Sequence[list[list[int]]] | None = None,
                             **generation_kwargs) -> list[list[Hypothesis]]:
-    """``translator.generate_ids`` batch by batch; an OOM batch is halved (down to one sentence)."""
+    """``translator.generate_ids`` batch by batch; an OOM batch is halved (down to one sentence).
+    ``prefix_tokens``/``constraint_ids``: per input, passed along with its batch."""
     results: list[list[Hypothesis] | None] = [None] * len(id_lists)
     limit: int | None = None  # the batch size that is known to fit, once an OOM happened
     pending = make_batches([len(x) for x in id_lists], batch_size, max_tokens)
@@ -51,8 +54,10 @@ def generate_with_oom_retry(translator: Translator, id_lists: Sequence[list[int]
             pending.extend(reversed([batch[i:i + limit] for i in range(0, len(batch), limit)]))
             continue
         try:
+            per_input = {name: [given[i] for i in batch] for name, given in
+                         (("prefix_tokens", prefix_tokens), ("constraint_ids", constraint_ids)) if given is not None}
             hypos = translator.generate_ids([id_lists[i] for i in batch], batch_size=len(batch), max_tokens=None,
-                                            **generation_kwargs)
+                                            **per_input, **generation_kwargs)
         except Exception as err:  # noqa: BLE001 - only OOM is handled, everything else re-raised
             if not is_out_of_memory(err):
                 raise

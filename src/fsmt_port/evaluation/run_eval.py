@@ -24,7 +24,9 @@ from pathlib import Path
 
 from fsmt_port.cli import generation_kwargs
 from fsmt_port.cli import run_cli
+from fsmt_port.errors import ConfigError
 from fsmt_port.evaluation.corpus import translate_corpus
+from fsmt_port.translation.translator import split_constraint_lines
 from fsmt_port.evaluation.distributed import shutdown
 from fsmt_port.evaluation.options import add_eval_arguments
 from fsmt_port.evaluation.report import write_json, write_lines
@@ -52,9 +54,10 @@ def evaluate(args: argparse.Namespace) -> dict | None:
     try:
         overrides = generation_kwargs(args)
         generation = session.resolved_generation()
-        run = translate_corpus(session.translator, session.data.sources, session.context,
+        sources, per_line = mode_inputs(args, session.data.sources, session.data.references)
+        run = translate_corpus(session.translator, sources, session.context,
                                batch_size=args.batch_size, max_tokens=args.max_tokens, truncate=args.truncate,
-                               quiet=args.quiet, **overrides)
+                               quiet=args.quiet, **per_line, **overrides)
         if not session.context.is_main:
             return None
         n_obs = len(run.hypotheses)
@@ -77,6 +80,20 @@ def evaluate(args: argparse.Namespace) -> dict | None:
         return results
     finally:
         shutdown(session.context)
+
+
+def mode_inputs(args: argparse.Namespace, sources: list[str], references: list[str]) -> tuple[list[str], dict]:
+    """fairseq-generate's ``--prefix-size`` (the reference's first tokens) and fairseq-interactive's
+    ``--constraints`` input (``source<TAB>constraint...``); the rest of run_eval is unchanged."""
+    per_line: dict = {}
+    if args.constraints:
+        sources, per_line["constraint_texts"] = split_constraint_lines(sources)
+    if args.prefix_size is not None:
+        per_line["prefixes"], per_line["prefix_size"] = references, args.prefix_size
+    if args.print_alignment:
+        raise ConfigError("run_eval writes text only; get alignments with fsmt-translate --format jsonl "
+                          "--print-alignment")
+    return sources, per_line
 
 
 def main(argv: list[str] | None = None) -> int:

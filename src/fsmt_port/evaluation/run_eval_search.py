@@ -69,6 +69,10 @@ def search(args: argparse.Namespace) -> dict | None:
     if args.input == "-":
         raise ConfigError("run_eval_search needs INPUT as a file (it is hashed for the cache), not stdin")
     fixed = generation_kwargs(args)
+    per_line = [flag for flag, given in (("--constraints", args.constraints), ("--prefix-size", args.prefix_size),
+                                         ("--print-alignment", args.print_alignment)) if given is not None]
+    if per_line:
+        raise ConfigError(f"run_eval_search does not take {', '.join(per_line)}; use run_eval for one setting")
     both = sorted(set(grid) & set(fixed))
     if both:
         raise ConfigError(f"{', '.join(both)} is both searched and fixed by an option; drop one of them")

@@ -29,6 +29,9 @@ class EnsembleDecoder:
         self.models = models
         self.caches: list = []
         self.vocab_size = first.tgt_vocab_size
+        self.temperature = 1.0  # logits are divided by it before the log-softmax (fairseq: every mode)
+        self.record_attention = False  # keep ``attention`` per step, for alignments
+        self.attention: torch.Tensor | None = None  # (rows, S): last layer's encoder attention, mean over heads
 
     @property
     def max_target_positions(self) -> int:
@@ -43,7 +46,9 @@ class EnsembleDecoder:
         self.caches = []
         for model in self.models:
             encoder_out = model.encode(input_ids, attention_mask)
-            self.caches.append(model.model.decoder.start(encoder_out))
+            cache = model.model.decoder.start(encoder_out)
+            cache.record_attention = self.record_attention
+            self.caches.append(cache)
 
     def step(self, last_tokens: torch.Tensor) -> torch.Tensor:
         """last_tokens: (rows, 1) -> float32 log-probs (rows, V) for the next token."""
@@ -51,7 +56,15 @@ class EnsembleDecoder:
         for model, cache in zip(self.models, self.caches):
             decoder = model.model.decoder
             logits = decoder.logits(decoder(last_tokens, cache)[:, -1, :])
+            if self.temperature != 1.0:
+                logits = logits.div_(self.temperature)
             all_lprobs.append(F.log_softmax(logits.float(), dim=-1))
+        if self.record_attention:  # fairseq sums the models' attention in order, then divides
+            self.attention = self.caches[0].attention[:, -1, :].clone()
+            for cache in self.caches[1:]:
+                self.attention.add_(cache.attention[:, -1, :])
+            if len(self.caches) > 1:
+                self.attention.div_(len(self.caches))
         if len(all_lprobs) == 1:
             return all_lprobs[0]
         return torch.logsumexp(torch.stack(all_lprobs, dim=0), dim=0) - math.log(len(all_lprobs))

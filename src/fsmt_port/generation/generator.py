@@ -36,7 +36,10 @@ from fsmt_port.errors import ConfigError, InputError
 from fsmt_port.generation.config import GenerationConfig
 from fsmt_port.generation.ensemble import EnsembleDecoder
 from fsmt_port.generation.ngram import block_repeated_ngrams
-from fsmt_port.generation.search import BeamSearch
+from fsmt_port.generation.alignment import extract_alignment
+from fsmt_port.generation.batch_order import hub_order
+from fsmt_port.generation.modes import build_search, check_mode_inputs
+from fsmt_port.generation.search import SearchBatch
 
 
 @dataclass
@@ -44,6 +47,7 @@ class Hypothesis:
     tokens: torch.Tensor  # generated ids, ending with </s>, without the start token
     score: float  # cumulative log-prob / len(tokens) ** length_penalty
     positional_scores: torch.Tensor  # per token, incl. </s>
+    alignment: list | None = None  # with print_alignment: hard [src, tgt] pairs or soft weight rows
 
 
 @dataclass
@@ -59,7 +63,9 @@ class SequenceGenerator:
         self.decoder = decoder if decoder is not None else EnsembleDecoder(models)
         self.config = config
         self.pad, self.eos, self.unk = pad, eos, unk
-        self.search = BeamSearch(self.decoder.vocab_size)
+        self.search = build_search(config, self.decoder.vocab_size, eos)
+        self.decoder.temperature = config.temperature
+        self.decoder.record_attention = config.print_alignment is not None
         if config.num_beams > self.decoder.vocab_size - 1:  # fairseq's limit: <pad> is never a candidate
             raise ConfigError(f"num_beams={config.num_beams} exceeds the target vocabulary "
                               f"({self.decoder.vocab_size} symbols, at most {self.decoder.vocab_size - 1} beams)")
@@ -75,10 +81,36 @@ class SequenceGenerator:
 
     @torch.inference_mode()
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                 prefix_tokens: torch.Tensor | None = None, constraints: list[list[list[int]]] | None = None,
                  ) -> list[list[Hypothesis]]:
-        """input_ids: (B, S) source ids ending in </s>, left- or right-padded with <pad>."""
+        """input_ids: (B, S) source ids ending in </s>, left- or right-padded with <pad>.
+
+        ``prefix_tokens``: (B, k) target ids every hypothesis starts with (``<pad>`` = not forced
+        from there on); ``constraints``: per row, its constraints' token-id sequences.
+        Where results depend on row order (sampling, diverse beam search) the rows are decoded in
+        the order fairseq's hub would batch them (``batch_order.py``); results come back in input order.
+        """
         if input_ids.dim() != 2 or input_ids.size(0) == 0:
             raise InputError(f"input_ids must be a non-empty (batch, length) tensor, got shape {tuple(input_ids.shape)}")
+        check_mode_inputs(self.config, input_ids.size(0), prefix_tokens, constraints, self.decoder.vocab_size,
+                          self.pad, self.eos, self.unk)
+        if not self.search.order_dependent:
+            return self._generate(input_ids, attention_mask, prefix_tokens, constraints, None)
+        real = input_ids.ne(self.pad) if attention_mask is None else attention_mask.bool() & input_ids.ne(self.pad)
+        order = hub_order(real.sum(dim=1).tolist())
+        rows = torch.tensor(order, device=input_ids.device)
+        results = self._generate(
+            input_ids[rows], None if attention_mask is None else attention_mask[rows],
+            None if prefix_tokens is None else prefix_tokens[rows],
+            None if constraints is None else [constraints[i] for i in order], rows)
+        unsorted: list[list[Hypothesis]] = [[] for _ in order]
+        for position, hypos in zip(order, results):
+            unsorted[position] = hypos
+        return unsorted
+
+    def _generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                  prefix_tokens: torch.Tensor | None, constraints: list | None,
+                  sample_ids: torch.Tensor | None) -> list[list[Hypothesis]]:
         real = input_ids.ne(self.pad) if attention_mask is None else attention_mask.bool() & input_ids.ne(self.pad)
         src_lengths = real.sum(dim=1)
         if bool((src_lengths == 0).any()):
@@ -92,9 +124,26 @@ class SequenceGenerator:
         cfg = self.config
         beam = cfg.num_beams
         bsz = input_ids.size(0)
-        max_lens = self.max_lengths(src_lengths).to(input_ids.device)
+        if cfg.match_source_len:  # fairseq: max_len = the batch's longest source (incl. </s>)
+            max_lens = torch.full_like(src_lengths, int(src_lengths.max()))
+            if cfg.min_len > int(src_lengths.max()):
+                raise ConfigError(f"min_len={cfg.min_len} exceeds the longest source ({int(src_lengths.max())} "
+                                  "tokens), which is the maximum output length with match_source_len")
+        else:
+            max_lens = self.max_lengths(src_lengths).to(input_ids.device)
         max_len = int(max_lens.max())
         device = input_ids.device
+        if prefix_tokens is not None and prefix_tokens.size(1) > max_len:
+            raise ConfigError(f"prefix_tokens has {prefix_tokens.size(1)} tokens, more than the maximum output "
+                              f"length {max_len}; shorten the prefix or raise max_len_b")
+        search = self.search
+        if sample_ids is None:  # fairseq without sample ids: the row positions
+            sample_ids = torch.arange(bsz, device=device)
+        search.begin(SearchBatch(src_lengths, sample_ids, beam, constraints))
+        if prefix_tokens is not None:
+            prefix_tokens = prefix_tokens.to(device)
+        src_rows = input_ids  # the batched source rows, for alignments (positions as batched)
+        attn: torch.Tensor | None = None
 
         self.decoder.start(input_ids, attention_mask, beam)
         vocab = self.decoder.vocab_size
@@ -137,12 +186,16 @@ class SequenceGenerator:
                     eos_column = lprobs[:, self.eos].clone()
                     lprobs[at_limit] = -math.inf
                     lprobs[:, self.eos] = eos_column
-            if step < cfg.min_len:
+            if prefix_tokens is not None and step < prefix_tokens.size(1) and step < max_len:
+                lprobs, tokens, scores = self._force_prefix(step, lprobs, tokens, scores, prefix_tokens)
+            elif step < cfg.min_len:  # (fairseq: min_len is not applied while a prefix is forced)
                 lprobs[:, self.eos] = -math.inf
+            if attn is not None or self.decoder.record_attention:
+                attn = self._record_attention(attn, step, beam, max_len)
             if cfg.no_repeat_ngram_size:
                 block_repeated_ngrams(tokens, lprobs, step, cfg.no_repeat_ngram_size)
 
-            cand_scores, cand_indices, cand_beams = self.search.step(
+            cand_scores, cand_indices, cand_beams = search.step(
                 step, lprobs.view(bsz, -1, vocab), scores.view(bsz, beam, -1)[:, :, :step])
             cand_bbsz_idx = cand_beams + bbsz_offsets
             eos_mask = cand_indices.eq(self.eos) & cand_scores.ne(-math.inf)
@@ -153,12 +206,15 @@ class SequenceGenerator:
             if eos_bbsz_idx.numel() > 0:
                 eos_scores = torch.masked_select(cand_scores[:, :beam], mask=eos_mask[:, :beam])
                 finalized_sents = self._finalize(step, eos_bbsz_idx, eos_scores, tokens, scores, finalized,
-                                                 finished, sent_ids, max_lens, cand_scores, eos_mask)
+                                                 finished, sent_ids, max_lens, cand_scores, eos_mask,
+                                                 src_lengths, attn, src_rows)
                 remaining -= len(finalized_sents)
             if remaining == 0:
                 break
-            if step >= max_len:  # cannot happen: every sentence finishes at its max_len
-                raise RuntimeError("beam search ran past max_len")
+            if step >= max_len:
+                if search.stop_on_max_len:  # beams still missing a constraint are never finalized
+                    break
+                raise RuntimeError("beam search ran past max_len")  # cannot happen otherwise
 
             rows_from = cand_bbsz_idx  # rows of the caches as they are now
             if finalized_sents:
@@ -178,6 +234,13 @@ class SequenceGenerator:
                 tokens = tokens.view(bsz, -1)[batch_idxs].view(new_bsz * beam, -1)
                 sent_ids = sent_ids[batch_idxs]
                 max_lens = max_lens[batch_idxs]
+                src_lengths = src_lengths[batch_idxs]
+                if prefix_tokens is not None:
+                    prefix_tokens = prefix_tokens[batch_idxs]
+                if attn is not None:
+                    attn = attn.view(bsz, -1)[batch_idxs].view(new_bsz * beam, attn.size(1), -1)
+                if search.stateful:
+                    search.prune(batch_idxs)
                 row_max_lens = max_lens.repeat_interleave(beam)
                 bsz = new_bsz
             else:
@@ -196,6 +259,10 @@ class SequenceGenerator:
             if step > 0:
                 scores[:, :step] = torch.index_select(scores[:, :step], 0, active_bbsz_idx)
             scores.view(bsz, beam, -1)[:, :, step] = active_scores
+            if search.stateful:
+                search.select(active_hypos)
+            if attn is not None:
+                attn[:, :, : step + 2] = torch.index_select(attn[:, :, : step + 2], 0, active_bbsz_idx)
             cache_rows = torch.gather(rows_from, 1, active_hypos).view(-1)
             if step == 0 and beam > 1:  # the caches still have one row per sentence
                 cache_rows = torch.div(cache_rows, beam, rounding_mode="trunc")
@@ -203,9 +270,36 @@ class SequenceGenerator:
 
         return [self._sorted(hypos) for hypos in finalized]
 
+    def _force_prefix(self, step: int, lprobs: torch.Tensor, tokens: torch.Tensor, scores: torch.Tensor,
+                      prefix_tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """fairseq's ``_prefix_tokens``: only the prefix token keeps its log-prob (pad = not forced);
+        a prefix ending in </s> makes every beam a copy of the first."""
+        beam = self.config.num_beams
+        forced = prefix_tokens[:, step].repeat_interleave(beam)
+        forced_lprobs = lprobs.gather(-1, forced.unsqueeze(-1))
+        mask = forced.ne(self.pad)
+        lprobs[mask] = -math.inf
+        lprobs[mask] = lprobs[mask].scatter(-1, forced[mask].unsqueeze(-1), forced_lprobs[mask])
+        ends = forced.eq(self.eos)
+        if bool(ends.any()):
+            sentences = ends.view(-1, beam)[:, 0]
+            tokens, scores, lprobs = (_copy_first_beam(t, sentences, beam) for t in (tokens, scores, lprobs))
+        return lprobs, tokens, scores
+
+    def _record_attention(self, attn: torch.Tensor | None, step: int, beam: int, max_len: int) -> torch.Tensor:
+        """Store this step's attention (rows, S) in column ``step + 1`` of (rows, S, max_len + 2)."""
+        current = self.decoder.attention
+        if step == 0 and beam > 1:  # one row per sentence was decoded
+            current = current.repeat_interleave(beam, dim=0)
+        if attn is None:
+            attn = current.new_empty(current.size(0), current.size(1), max_len + 2)
+        attn[:, :, step + 1] = current
+        return attn
+
     def _finalize(self, step: int, bbsz_idx: torch.Tensor, eos_scores: torch.Tensor, tokens: torch.Tensor,
                   scores: torch.Tensor, finalized: list, finished: list, sent_ids: torch.Tensor,
-                  max_lens: torch.Tensor, cand_scores: torch.Tensor, eos_mask: torch.Tensor) -> list[int]:
+                  max_lens: torch.Tensor, cand_scores: torch.Tensor, eos_mask: torch.Tensor,
+                  src_lengths: torch.Tensor, attn: torch.Tensor | None, src_rows: torch.Tensor) -> list[int]:
         """Store hypotheses ending in </s> now; return the live-batch indices of sentences now done."""
         beam = self.config.num_beams
         tokens_clone = tokens.index_select(0, bbsz_idx)[:, 1: step + 2]
@@ -216,11 +310,18 @@ class SequenceGenerator:
         norm_scores = eos_scores / (step + 1) ** self.config.length_penalty
 
         live_idx = torch.div(bbsz_idx, beam, rounding_mode="trunc")
+        if self.config.match_source_len:  # ended after its own source length: fairseq scores it -inf
+            norm_scores = torch.where(step > src_lengths.index_select(0, live_idx), -math.inf, norm_scores)
         live_list = live_idx.tolist()
         sent_list = sent_ids[live_idx].tolist()
         score_list = norm_scores.tolist()
+        attn_clone = None if attn is None else attn.index_select(0, bbsz_idx)[:, :, 1: step + 2].cpu()
         for i, sent in enumerate(sent_list):
-            hypo = {"tokens": tokens_clone[i], "score": score_list[i], "positional_scores": pos_scores[i]}
+            hypo = {"tokens": tokens_clone[i], "score": score_list[i], "positional_scores": pos_scores[i],
+                    "alignment": None}
+            if attn_clone is not None:
+                hypo["alignment"] = extract_alignment(self.config.print_alignment, attn_clone[i].t(),
+                                                      src_rows[sent].cpu(), tokens_clone[i].cpu(), self.pad, self.eos)
             kept = finalized[sent]
             if len(kept) < beam:
                 kept.append(hypo)
@@ -256,4 +357,12 @@ class SequenceGenerator:
     @staticmethod
     def _sorted(hypos: list[dict]) -> list[Hypothesis]:
         order = torch.sort(torch.tensor([h["score"] for h in hypos]), descending=True)[1].tolist()
-        return [Hypothesis(hypos[i]["tokens"], hypos[i]["score"], hypos[i]["positional_scores"]) for i in order]
+        return [Hypothesis(hypos[i]["tokens"], hypos[i]["score"], hypos[i]["positional_scores"],
+                           hypos[i]["alignment"]) for i in order]
+
+
+def _copy_first_beam(tensor: torch.Tensor, sentences: torch.Tensor, beam: int) -> torch.Tensor:
+    """Rows of ``sentences`` (a mask over the batch) all become a copy of their first beam."""
+    tensor = tensor.view(-1, beam, tensor.size(-1))
+    tensor[sentences] = tensor[sentences][:, :1, :]
+    return tensor.view(-1, tensor.size(-1))

@@ -60,10 +60,24 @@ class CrossAttention(nn.Module):
         return _split_heads(k.contiguous(), self.heads), _split_heads(v.contiguous(), self.heads)
 
     def forward(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                memory_mask: torch.Tensor | None) -> torch.Tensor:
-        """x: (S_batch*group, T, D) with each sentence's rows contiguous; k, v: (S_batch, H, S, hd)."""
+                memory_mask: torch.Tensor | None, record=None) -> torch.Tensor:
+        """x: (S_batch*group, T, D) with each sentence's rows contiguous; k, v: (S_batch, H, S, hd).
+
+        ``record``: an object whose ``attention`` receives the weights averaged over heads,
+        (rows, T, S), for alignments; the output is computed the same way either way.
+        """
         rows, length, dim = x.shape
         sentences = k.size(0)
-        q = self.q_proj(x).view(sentences, (rows // sentences) * length, dim)
-        out = F.scaled_dot_product_attention(_split_heads(q, self.heads), k, v, attn_mask=memory_mask)
+        q = _split_heads(self.q_proj(x).view(sentences, (rows // sentences) * length, dim), self.heads)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=memory_mask)
+        if record is not None:
+            record.attention = self.weights(q, k, memory_mask).view(rows, length, -1)
         return self.out_proj(_merge_heads(out).view(rows, length, dim))
+
+    @staticmethod
+    def weights(q: torch.Tensor, k: torch.Tensor, memory_mask: torch.Tensor | None) -> torch.Tensor:
+        """fairseq's attention probabilities, mean over heads: softmax((q * hd^-0.5) k^T + mask) in fp32."""
+        scores = torch.matmul(q * q.size(-1) ** -0.5, k.transpose(-1, -2))
+        if memory_mask is not None:
+            scores = scores + memory_mask
+        return torch.softmax(scores.float(), dim=-1).mean(dim=1)

@@ -31,6 +31,8 @@ class DecoderCache:
         self.memory_v = memory_v
         self.memory_mask = memory_mask  # additive (sentences, 1, 1, S), -inf at padding; None = no padding
         self.layers = len(memory_k)
+        self.record_attention = False  # keep the last layer's encoder attention (alignments)
+        self.attention: torch.Tensor | None = None  # (rows, T, S), mean over heads, when recorded
         self.length = 0  # target positions already cached
         self._buf: torch.Tensor | None = None  # (capacity, rows, 2 * layers, dim): a prefix of _storage
         self._storage: torch.Tensor | None = None  # 1-D

@@ -70,8 +70,9 @@ class DecoderLayer(nn.Module):
                 memory_mask: torch.Tensor | None, cache, layer: int) -> torch.Tensor:
         x = _residual(x, self.self_attn_layer_norm, self.normalize_before,
                       lambda h: self.self_attn(h, causal=True, cache=cache, layer=layer))
+        record = cache if cache.record_attention and layer == cache.layers - 1 else None  # alignments
         x = _residual(x, self.encoder_attn_layer_norm, self.normalize_before,
-                      lambda h: self.encoder_attn(h, memory_k, memory_v, memory_mask))
+                      lambda h: self.encoder_attn(h, memory_k, memory_v, memory_mask, record))
         return _residual(x, self.final_layer_norm, self.normalize_before, self.ffn)
 
     def ffn(self, x: torch.Tensor) -> torch.Tensor:

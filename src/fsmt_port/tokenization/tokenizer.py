@@ -277,6 +277,15 @@ class FSMTTokenizer:
         """Reference text -> target ids (moses with the TARGET language), ending with ``</s>``."""
         return self._ids(self.moses_tokenize(text, self.tgt_lang), self._tgt_word_ids)
 
+    def encode_constraint(self, text: str) -> list[int]:
+        """fairseq-interactive's constraint encoding: the SOURCE-language moses tokenizer and BPE,
+        looked up in the target dictionary, no ``</s>``."""
+        return self._ids(self.moses_tokenize(text, self.src_lang), self._tgt_word_ids)[:-1]
+
+    def encode_prefix(self, text: str) -> list[int]:
+        """A target-side prefix (e.g. a reference's start): target ids without ``</s>``."""
+        return self.encode_target(text)[:-1]
+
     def string(self, ids) -> str:
         """``hub.string``: ``</s>``/``<s>`` dropped, ``<unk>``/``<pad>`` printed, ``@@`` kept."""
         return self.tgt_dict.string(_as_id_list(ids))

@@ -20,10 +20,10 @@ import torch
 from fsmt_port.cli import add_generation_options, add_hub_options, add_model_arguments, add_runtime_options
 from fsmt_port.cli import generation_kwargs, hub_kwargs, progress_bar
 from fsmt_port.cli import run_cli
-from fsmt_port.errors import ConfigError
+from fsmt_port.errors import ConfigError, InputError
 from fsmt_port.files import atomic_file, check_can_write, sigterm_as_interrupt
 from fsmt_port.files import read_lines
-from fsmt_port.translation.translator import Translation, Translator
+from fsmt_port.translation.translator import Translation, Translator, split_constraint_lines
 
 
 # Sources may hold U+0085/U+2028/U+2029, which json.dumps leaves raw but str.splitlines() (and old
@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--nbest", type=int, default=None,
                     help="hypotheses per input: text prints this many lines per input (default 1); "
                          "jsonl keeps this many (default: all num_beams, as fairseq's hub returns)")
+    io.add_argument("--prefix-file", default=None,
+                    help="target-side text per input line that every hypothesis starts with "
+                         "(all of it, or its first --prefix-size tokens)")
     io.add_argument("--force", action="store_true", help="overwrite an existing --output")
     add_generation_options(parser)
     add_runtime_options(parser)
@@ -76,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         translator = Translator.from_pretrained(args.model_dirs, device=args.device, dtype=args.dtype,
                                                 quantize=args.quantize, **hub_kwargs(args))
         lines = read_lines(args.input, errors=args.encoding_errors)
+        inputs = mode_inputs(args, lines)
+        lines = inputs.pop("lines")
         beams = kwargs.get("num_beams", translator.generation_config.num_beams)
         if args.nbest is not None and args.nbest > beams:
             raise ConfigError(f"--nbest {args.nbest} exceeds --num-beams {beams}")
@@ -83,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             # text prints nbest (default 1) hypotheses per line: hold no more than that in memory
             keep = (args.nbest or 1) if args.format == "text" else args.nbest
             results = translator.translate(lines, batch_size=args.batch_size, max_tokens=args.max_tokens,
-                                           truncate=args.truncate, nbest=keep, progress=bar, **kwargs)
+                                           truncate=args.truncate, nbest=keep, progress=bar, **inputs, **kwargs)
         if args.output == "-":
             sys.stdout.writelines(format_lines(results, args.format, args.nbest))
             sys.stdout.flush()
@@ -94,6 +99,23 @@ def main(argv: list[str] | None = None) -> int:
 
     with sigterm_as_interrupt():  # SIGTERM = Ctrl-C: exit 130, nothing partial left (as while writing)
         return run_cli(job, tune_memory=True)
+
+
+def mode_inputs(args: argparse.Namespace, lines: list[str]) -> dict:
+    """Per-line inputs of the decoding modes: constraints after TABs (fairseq-interactive), prefixes
+    from --prefix-file. Returns the source lines and Translator.translate keyword arguments."""
+    out: dict = {"lines": lines}
+    if args.constraints:
+        out["lines"], out["constraint_texts"] = split_constraint_lines(lines)
+    if args.prefix_file is not None:
+        prefixes = read_lines(args.prefix_file, errors=args.encoding_errors)
+        if len(prefixes) != len(lines):
+            raise InputError(f"{args.prefix_file}: {len(prefixes)} lines, but the input has {len(lines)}; "
+                             "give one prefix per input line")
+        out["prefixes"], out["prefix_size"] = prefixes, args.prefix_size
+    elif args.prefix_size is not None:
+        raise ConfigError("--prefix-size needs --prefix-file (the text the prefixes are cut from)")
+    return out
 
 
 def _exists(path: str) -> bool:

@@ -17,7 +17,7 @@ from typing import Iterable, Sequence
 import torch
 
 from fsmt_port.errors import ConfigError, InputError
-from fsmt_port.generation import Hypothesis, SequenceGenerator, resolve_generation_config
+from fsmt_port.generation import Hypothesis, SequenceGenerator, as_prefix_tensor, resolve_generation_config
 from fsmt_port.generation.config import GenerationConfig
 from fsmt_port.hub import resolve_model_dir
 from fsmt_port.modeling.model import FSMTForConditionalGeneration, resolve_dtype
@@ -32,6 +32,13 @@ class TranslatedHypothesis:
     tokens: list[int]  # target ids ending with </s> (fairseq hub ``generate`` tokens)
     score: float
     positional_scores: list[float]
+    alignment: list | None = None  # with print_alignment (hard: [src, tgt] pairs; soft: weight rows)
+
+    def to_json(self) -> dict:
+        data = vars(self).copy()
+        if data["alignment"] is None:
+            del data["alignment"]
+        return data
 
 
 @dataclass
@@ -42,7 +49,7 @@ class Translation:
 
     def to_json(self) -> dict:
         return {"id": self.id, "source": self.source,
-                "hypotheses": [vars(h) for h in self.hypotheses]}
+                "hypotheses": [h.to_json() for h in self.hypotheses]}
 
 
 def make_batches(lengths: Sequence[int], batch_size: int | None, max_tokens: int | None) -> list[list[int]]:
@@ -122,20 +129,36 @@ class Translator:
 
     def generate_ids(self, id_lists: Sequence[list[int]], batch_size: int | None = 32,
                      max_tokens: int | None = None, progress=None, keep: int | None = None,
+                     prefix_tokens: Sequence[list[int]] | None = None,
+                     constraint_ids: Sequence[list[list[int]]] | None = None,
                      **generation_kwargs) -> list[list[Hypothesis]]:
         """Hypotheses per input, in input order, whatever the batching.
 
         ``keep``: hold only the best ``keep`` hypotheses per input (default: all). Kept
         tensors are copied out of the batch's buffers, so a finished batch frees its memory.
+        ``prefix_tokens`` / ``constraint_ids``: per input, target ids (see ``generation.generate``);
+        constraint lists alone mean ``constraints="ordered"``.
+        One generator serves every batch, so a ``seed`` gives one reproducible stream of draws.
         """
+        if constraint_ids is not None and generation_kwargs.get("constraints") is None \
+                and self.generation_config.constraints is None:
+            generation_kwargs["constraints"] = "ordered"
         config = resolve_generation_config(self.generation_config, **generation_kwargs)
         generator = SequenceGenerator(self.models, config)
         device = self.models[0].device
+        for name, given in (("prefix_tokens", prefix_tokens), ("constraint_ids", constraint_ids)):
+            if given is not None and len(given) != len(id_lists):
+                raise InputError(f"{name}: expected one entry per input ({len(id_lists)}), got {len(given)}")
         results: list[list[Hypothesis] | None] = [None] * len(id_lists)
         for batch in make_batches([len(x) for x in id_lists], batch_size, max_tokens):
-            hypos = generator.generate(pad_left([id_lists[i] for i in batch]).to(device))
+            per_input = {}
+            if prefix_tokens is not None:
+                per_input["prefix_tokens"] = as_prefix_tensor([prefix_tokens[i] for i in batch]).to(device)
+            if constraint_ids is not None:
+                per_input["constraints"] = [constraint_ids[i] for i in batch]
+            hypos = generator.generate(pad_left([id_lists[i] for i in batch]).to(device), **per_input)
             for index, sentence_hypos in zip(batch, hypos):
-                results[index] = [Hypothesis(h.tokens.clone(), h.score, h.positional_scores.clone())
+                results[index] = [Hypothesis(h.tokens.clone(), h.score, h.positional_scores.clone(), h.alignment)
                                   for h in sentence_hypos[:keep]]
             if progress is not None:
                 progress.update(len(batch))
@@ -143,18 +166,77 @@ class Translator:
 
     def translate(self, lines: Sequence[str], batch_size: int | None = 32, max_tokens: int | None = None,
                   truncate: bool = False, nbest: int | None = None, progress=None,
+                  prefixes: Sequence[str] | None = None, prefix_size: int | None = None,
+                  constraints: Sequence[Sequence[str]] | str | None = None,
+                  constraint_texts: Sequence[Sequence[str]] | None = None,
                   **generation_kwargs) -> list[Translation]:
-        """Translate lines; each result has ``nbest`` hypotheses (default: all ``num_beams``, as fairseq's hub)."""
+        """Translate lines; each result has ``nbest`` hypotheses (default: all ``num_beams``, as fairseq's hub).
+
+        ``prefixes``: per line, target text every hypothesis starts with (its first ``prefix_size``
+        tokens if given: fairseq-generate's ``--prefix-size`` with the reference as prefix).
+        ``constraints``: per line, target words/phrases to include (fairseq-interactive's encoding);
+        or ``"ordered"``/``"unordered"`` (fairseq's option) with the per-line lists in ``constraint_texts``.
+        """
+        if isinstance(constraints, str):
+            generation_kwargs["constraints"] = constraints
+            constraints = constraint_texts
+        elif constraint_texts is not None:
+            raise ConfigError("give the per-line constraints as constraints= or constraint_texts=, not both")
         ids = self.encode(lines, truncate=truncate)
+        prefix_ids = None if prefixes is None else encode_prefixes(self.tokenizer, prefixes, prefix_size)
+        constraint_ids = None if constraints is None else encode_constraints(self.tokenizer, constraints)
         hypotheses = self.generate_ids(ids, batch_size, max_tokens, progress=progress, keep=nbest,
-                                       **generation_kwargs)
+                                       prefix_tokens=prefix_ids, constraint_ids=constraint_ids, **generation_kwargs)
         out = []
         for index, (line, hypos) in enumerate(zip(lines, hypotheses)):
             out.append(Translation(index, line, [
                 TranslatedHypothesis(self.tokenizer.decode(h.tokens.tolist()), h.tokens.tolist(), float(h.score),
-                                     [float(s) for s in h.positional_scores.tolist()]) for h in hypos]))
+                                     [float(s) for s in h.positional_scores.tolist()], h.alignment)
+                for h in hypos]))
             hypotheses[index] = None  # type: ignore[call-overload]  # free the tensors as we go
         return out
+
+
+def encode_prefixes(tokenizer: FSMTTokenizer, prefixes: Sequence[str], prefix_size: int | None) -> list[list[int]]:
+    """Target-side prefix texts -> ids (the first ``prefix_size`` tokens when given)."""
+    if prefix_size is not None and prefix_size < 1:
+        raise ConfigError(f"prefix_size must be >= 1, got {prefix_size}")
+    out = []
+    for number, text in enumerate(prefixes, start=1):
+        ids = tokenizer.encode_prefix(text)[:prefix_size]
+        if not ids:
+            raise InputError(f"prefix {number} ({text!r}) has no tokens; give a non-empty prefix for every line")
+        out.append(ids)
+    return out
+
+
+def encode_constraints(tokenizer: FSMTTokenizer, constraints: Sequence[Sequence[str]]) -> list[list[list[int]]]:
+    """Per line, constraint strings -> target ids, as fairseq-interactive encodes them. A string that
+    tokenizes to nothing, or to a word the target dictionary lacks, is an error naming it."""
+    out = []
+    for number, strings in enumerate(constraints, start=1):
+        encoded = []
+        for text in strings:
+            ids = tokenizer.encode_constraint(text)
+            if not ids:
+                raise InputError(f"line {number}: constraint {text!r} tokenizes to nothing; remove it or give a word")
+            if tokenizer.unk_token_id in ids:
+                raise ConfigError(f"line {number}: constraint {text!r} has a piece missing from the target "
+                                  f"dictionary ({tokenizer.string(ids)!r}); it could only be met by <unk>: "
+                                  "use words the model knows")
+            encoded.append(ids)
+        out.append(encoded)
+    return out
+
+
+def split_constraint_lines(lines: Sequence[str]) -> tuple[list[str], list[list[str]]]:
+    """fairseq-interactive's ``--constraints`` input: ``source<TAB>constraint<TAB>...`` per line."""
+    sources, constraints = [], []
+    for line in lines:
+        source, *wanted = line.split("\t")
+        sources.append(source)
+        constraints.append(wanted)
+    return sources, constraints
 
 
 def resolve_device(device: str | None) -> torch.device:
