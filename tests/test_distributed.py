@@ -12,7 +12,7 @@ import pytest
 
 import golden
 from fsmt_port.errors import InputError
-from fsmt_port.evaluation.distributed import DistContext
+from fsmt_port.translation.distributed import DistContext
 from fsmt_port.evaluation.run_eval import main as run_eval_main
 from fsmt_port.evaluation.run_eval_search import main as search_main
 

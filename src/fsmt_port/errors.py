@@ -35,3 +35,7 @@ class OutputExistsError(FSMTPortError, FileExistsError):
 
 class MissingFileError(FSMTPortError, FileNotFoundError):
     """A file the model folder / fairseq archive must contain is not there."""
+
+
+class OutputError(FSMTPortError):
+    """An output cannot be written (no space left, no permission, a folder in the way)."""

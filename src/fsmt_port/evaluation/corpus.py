@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from fsmt_port.cli import progress_bar
 from fsmt_port.translation.translator import Translator
-from fsmt_port.evaluation.distributed import DistContext
+from fsmt_port.translation.distributed import DistContext
 from fsmt_port.evaluation.oom import generate_with_oom_retry
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from fsmt_port.cli import generation_kwargs
 from fsmt_port.cli import run_cli
 from fsmt_port.evaluation.corpus import translate_corpus
-from fsmt_port.evaluation.distributed import shutdown
+from fsmt_port.translation.distributed import shutdown
 from fsmt_port.evaluation.options import add_eval_arguments
 from fsmt_port.evaluation.report import write_json, write_lines
 from fsmt_port.evaluation.scoring import BleuScorer

@@ -29,7 +29,7 @@ from fsmt_port.errors import ConfigError
 from fsmt_port.evaluation.cache import TranslationCache, base_key_fields
 from fsmt_port.evaluation.config_update import update_generation_config
 from fsmt_port.evaluation.corpus import translate_corpus
-from fsmt_port.evaluation.distributed import shutdown
+from fsmt_port.translation.distributed import shutdown
 from fsmt_port.evaluation.grid import as_options, describe, expand, generation_fields, parse_search
 from fsmt_port.evaluation.options import add_eval_arguments
 from fsmt_port.evaluation.plot import plot_bleu, require_matplotlib

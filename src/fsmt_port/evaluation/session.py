@@ -16,7 +16,7 @@ from fsmt_port.cli import generation_kwargs
 from fsmt_port.generation import resolve_generation_config
 from fsmt_port.translation.translator import Translator
 from fsmt_port.evaluation.data import EvalData, check_output_path, load_eval_data
-from fsmt_port.evaluation.distributed import DistContext, init_from_env
+from fsmt_port.translation.distributed import DistContext, init_from_env
 
 
 @dataclass
