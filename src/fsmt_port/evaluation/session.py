@@ -32,6 +32,14 @@ class Session:
         kwargs = {**generation_kwargs(self.args), **overrides}
         return resolve_generation_config(self.translator.generation_config, **kwargs).to_dict()
 
+    def corpus_options(self) -> dict:
+        """What ``translate_corpus`` needs besides the generation arguments: batching, reading, identity."""
+        args = self.args
+        return {"source": str(Path(args.input).resolve()), "batch_size": args.batch_size,
+                "max_tokens": args.max_tokens, "truncate": args.truncate, "quiet": args.quiet,
+                "runtime": {"dtype": args.dtype, "quantize": args.quantize, "encoding_errors": args.encoding_errors,
+                            "device": self.translator.models[0].device.type}}
+
     def metadata(self) -> dict:
         """How the run was made, for the JSON results."""
         args = self.args

@@ -44,6 +44,7 @@ class CorpusOptions:
     encoding_errors: str = "strict"
     force: bool = False  # overwrite an existing final output
     restart: bool = False  # drop what an interrupted run committed
+    restart_if_changed: bool = False  # start over (instead of refusing) when the interrupted run differs
     quiet: bool = True
     desc: str = "translating"
     generation: dict = field(default_factory=dict)  # generation overrides (HF or fairseq names)
@@ -121,14 +122,20 @@ def _commit_windows(lines: Iterable[str], final: Path, key: dict, opts: CorpusOp
                     total: int | None, context: DistContext, translate_window: WindowTranslator) -> int:
     rank, world = context.rank, context.world_size
     check_final_output(final, opts.force)
-    if opts.restart:
+    if opts.restart or opts.restart_if_changed:
         if context.is_main:
-            remove_parts(final)
+            remove_parts(final, keep=None if opts.restart else world)
         context.barrier()
     else:
         check_world_size(final, world)
     parts = RankParts(final, rank, world)
-    committed = parts.open(key)
+    try:
+        committed = parts.open(key)
+    except ConfigError:
+        if not opts.restart_if_changed:
+            raise
+        parts.remove()
+        committed = parts.open(key)
     mine = None if total is None else lines_in_windows(total, opts.buffer_size, rank, world)
     who = f"rank {rank}: " if context.enabled else ""
     if committed.windows:
@@ -144,10 +151,13 @@ def _commit_windows(lines: Iterable[str], final: Path, key: dict, opts: CorpusOp
                 data = "".join(format_lines(translate_window(window, bar), opts.format, opts.nbest))
                 parts.commit(window.index, len(window.lines), data.encode("utf-8"), digest)
     except FSMTPortError as err:
+        _drop_if_empty(parts)
         if not context.enabled:
             raise
         error = err
     except KeyboardInterrupt:
+        if _drop_if_empty(parts):
+            raise
         raise Interrupted(f"interrupted; {who}{parts.committed.lines} lines are committed in {parts.partial}: "
                           "run the same command again to resume") from None
     finally:
@@ -157,3 +167,11 @@ def _commit_windows(lines: Iterable[str], final: Path, key: dict, opts: CorpusOp
         assemble(final, world)
     context.barrier()
     return parts.committed.lines
+
+
+def _drop_if_empty(parts: RankParts) -> bool:
+    """A run stopped before its first commit leaves nothing behind (there is nothing to resume)."""
+    if parts.committed.windows:
+        return False
+    parts.remove()
+    return True

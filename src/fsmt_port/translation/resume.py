@@ -87,14 +87,12 @@ def check_world_size(final: Path, world_size: int) -> None:
                           f"has {world_size}; resume it with {how}, or pass --restart to start over")
 
 
-def remove_parts(final: Path, world_size: int | None = None) -> None:
-    """Delete the part files of ``world_size`` (every world size when None)."""
-    sizes = existing_world_sizes(final) if world_size is None else {world_size}
+def remove_parts(final: Path, world_size: int | None = None, keep: int | None = None) -> None:
+    """Delete the part files of ``world_size`` (every world size when None, except ``keep``)."""
+    sizes = existing_world_sizes(final) - {keep} if world_size is None else {world_size}
     for size in sizes:
         for rank in range(size):
-            prefix = _part_prefix(final, rank, size)
-            for suffix in (".partial", ".index", ".state.json"):
-                Path(f"{prefix}{suffix}").unlink(missing_ok=True)
+            RankParts(final, rank, size).remove()
 
 
 class RankParts:
@@ -163,6 +161,12 @@ class RankParts:
                               "committed: fix it (e.g. free disk space) and rerun the same command to resume"
                               ) from None
         self.committed = done
+
+    def remove(self) -> None:
+        self.close()
+        for path in (self.partial, self.index, self.state):
+            path.unlink(missing_ok=True)
+        self.committed = Committed()
 
     def close(self) -> None:
         for handle in self._handles:
