@@ -174,13 +174,19 @@ class Translator:
 
     def translate_file(self, input_path: str | os.PathLike, output_path: str | os.PathLike | None = None,
                        **options) -> int:
-        """Translate a file (``-`` = stdin) into ``output_path`` (None = stdout), window by window, exactly as
-        ``fsmt-translate``: resumable when ``output_path`` is a file. Returns the number of lines translated.
-        Options are ``fsmt_port.translation.corpus.translate_corpus_file``'s."""
-        from fsmt_port.translation.corpus import translate_corpus_file
+        """Translate a file (``-`` = stdin) into ``output_path`` (None = stdout) window by window, exactly as
+        ``fsmt-translate`` does: committed and resumable when ``output_path`` is a file. Options are
+        ``translation.corpus.CorpusOptions`` fields (buffer_size, batch_size, format, nbest, ...); the others
+        are generation arguments (num_beams=5, ...). Returns the number of lines translated."""
+        from dataclasses import fields
 
+        from fsmt_port.translation.corpus import CorpusOptions, translate_corpus_file
+
+        names = {f.name for f in fields(CorpusOptions)}
+        corpus = {k: v for k, v in options.items() if k in names}
+        generation = {**corpus.pop("generation", {}), **{k: v for k, v in options.items() if k not in names}}
         return translate_corpus_file(self, str(input_path), None if output_path is None else str(output_path),
-                                     **options)
+                                     generation=generation, **corpus)
 
 
 def resolve_device(device: str | None) -> torch.device:
