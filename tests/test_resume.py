@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -50,23 +51,57 @@ def committed_lines(state: Path) -> int:
     return json.loads(state.read_text())["committed"]["lines"]
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (torchrun starts its workers in sessions of their own)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        tree.append(todo.pop())
+        todo.extend(children.get(tree[-1], []))
+    return tree
+
+
 def kill_after_first_commit(command: list[str], states: list[Path], **popen) -> None:
-    """Start ``command``; SIGKILL its whole process group as soon as one state file shows a committed window."""
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
-                             **popen)
+    """Start ``command``; SIGKILL it and its descendants as soon as one state file shows a committed window."""
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **popen)
     deadline = time.monotonic() + TIMEOUT
     try:
         while not any(s.exists() for s in states):
             assert child.poll() is None, f"finished or failed before it was killed:\n{child.stderr.read()[-3000:]}"
             assert time.monotonic() < deadline, "no window committed in time"
             time.sleep(0.02)  # polling the state file, not a timing assertion
-        os.killpg(child.pid, signal.SIGKILL)
+        tree = process_tree(child.pid)
+        for sig in (signal.SIGSTOP, signal.SIGKILL):  # freeze all first, so none reacts to another's death
+            for pid in tree:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
         child.wait(timeout=TIMEOUT)
+        for pid in tree[1:]:
+            _wait_gone(pid, deadline)
     finally:
         if child.poll() is None:
-            os.killpg(child.pid, signal.SIGKILL)
+            child.kill()
         child.stderr.close()
     assert child.returncode == -signal.SIGKILL
+
+
+def _wait_gone(pid: int, deadline: float) -> None:
+    """A killed grandchild is reaped by init; wait until it no longer exists (or is a zombie)."""
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return
+        if state in ("Z", "X"):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"process {pid} survived SIGKILL")
 
 
 def run(capsys, *args) -> tuple[int, str, str]:
