@@ -99,6 +99,14 @@ def convert(checkpoint: Path, out: Path, src_lang: str, tgt_lang: str) -> None:
                     str(out), "--src-lang", src_lang, "--tgt-lang", tgt_lang, "--force"], check=True)
 
 
+def model_folder(args: argparse.Namespace, tmp: Path) -> Path:
+    """``--model-dir`` as given, or ``--checkpoint`` converted into ``tmp/model``."""
+    if args.model_dir is not None:
+        return args.model_dir
+    convert(args.checkpoint, tmp / "model", args.src_lang, args.tgt_lang)
+    return tmp / "model"
+
+
 def plateau_summary(samples: list[tuple[float, int]]) -> str:
     """RSS (MiB) at 25/50/75/100 % of the run's samples: flat = no per-batch growth."""
     if len(samples) < 4:
@@ -139,10 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     with tempfile.TemporaryDirectory(prefix="rss_translate-") as tmp:
         tmp = Path(tmp)
-        model_dir = args.model_dir
-        if model_dir is None:
-            model_dir = tmp / "model"
-            convert(args.checkpoint, model_dir, args.src_lang, args.tgt_lang)
+        model_dir = model_folder(args, tmp)
         for n in args.lines:
             src = tmp / f"input.{n}.txt"
             build_input(src, n)

@@ -4,8 +4,8 @@ A reduced run of ``benchmarks/rss_translate.py`` (whose full numbers, 1k and 10k
 lines with small-en-de, are in ``benchmarks/RSS.md``): 200 and 2000 lines of
 the flickr test set on the tiny model, greedy, each in a fresh
 ``fsmt-translate`` process. The model, torch and the allocator's working set
-for the largest batch are the same for both runs; what may differ is the
-finished translations held until the atomic write (a few KB per line). A
+for the largest batch are the same for both runs; since fsmt-translate streams, only one window of
+translations is held at a time (``benchmarks/stream_memory.py`` measures 10k vs 200k lines). A
 per-batch leak of even 15 KB would add 27 MB over the 1800 extra lines (90
 batches). The bound is generous on purpose: this is not a timing or tuning
 assertion.

@@ -23,11 +23,12 @@ import torch
 
 from fsmt_port.cli import add_generation_options, add_runtime_options, generation_kwargs
 from fsmt_port.cli import run_cli
+from fsmt_port.errors import ConfigError
 from fsmt_port.files import open_input, sigterm_as_interrupt
 from fsmt_port.translation.corpus import translate_corpus_file
 from fsmt_port.translation.distributed import init_from_env, shutdown
 from fsmt_port.translation.formatting import FORMATS
-from fsmt_port.translation.resume import check_final_output
+from fsmt_port.translation.resume import check_final_output, check_world_size
 from fsmt_port.translation.translator import Translator
 from fsmt_port.translation.windows import DEFAULT_BUFFER_SIZE, default_buffer_size
 
@@ -69,6 +70,11 @@ def main(argv: list[str] | None = None) -> int:
             check_final_output(Path(output), args.force)
         context = init_from_env(args.device)
         try:
+            if context.enabled and (output is None or args.input == "-"):
+                raise ConfigError("under torchrun give --input FILE and --output FILE: every process reads the "
+                                  "input and commits its own windows next to the output")
+            if output is not None and not args.restart:
+                check_world_size(Path(output), context.world_size)  # before loading the models
             translator = Translator.from_pretrained(args.model_dirs, device=context.device(args.device),
                                                     dtype=args.dtype, quantize=args.quantize)
             translate_corpus_file(
