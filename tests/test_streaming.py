@@ -177,3 +177,12 @@ def test_a_terminal_gets_one_line_windows(monkeypatch):
 def _write(path, data: bytes):
     path.write_bytes(data)
     return path
+
+
+def test_a_window_must_hold_a_line(capsys, converted, tmp_path):
+    source = tmp_path / "in.en"
+    source.write_text("A dog.\n", encoding="utf-8")
+    for out in ([], ["-o", tmp_path / "out.de"]):
+        code, text, err = _run(capsys, converted(MODEL), "-i", source, "--buffer-size", 0, "--quiet", *out)
+        assert code == 2 and text == "" and err == "error: --buffer-size must be >= 1, got 0\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.en"]

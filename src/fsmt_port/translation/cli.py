@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
                                                     dtype=args.dtype, quantize=args.quantize)
             translate_corpus_file(
                 translator, args.input, output, context=context,
-                buffer_size=args.buffer_size or default_buffer_size(args.input), batch_size=args.batch_size,
+                buffer_size=default_buffer_size(args.input) if args.buffer_size is None else args.buffer_size,
+                batch_size=args.batch_size,
                 max_tokens=args.max_tokens, truncate=args.truncate, format=args.format, nbest=args.nbest,
                 encoding_errors=args.encoding_errors, force=args.force, restart=args.restart, quiet=args.quiet,
                 generation=generation_kwargs(args),

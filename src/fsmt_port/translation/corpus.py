@@ -26,7 +26,7 @@ from fsmt_port.translation.formatting import FORMATS, format_lines, kept_hypothe
 from fsmt_port.translation.resume import RankParts, assemble, check_final_output, check_world_size
 from fsmt_port.translation.resume import model_fingerprint, remove_parts
 from fsmt_port.translation.translator import Translation, Translator
-from fsmt_port.translation.windows import DEFAULT_BUFFER_SIZE, LineDigest, Window, count_lines
+from fsmt_port.translation.windows import DEFAULT_BUFFER_SIZE, LineDigest, Window, check_buffer_size, count_lines
 from fsmt_port.translation.windows import lines_in_windows, read_windows
 
 #: ``translate_window(window, progress)``: one window's translations in input order.
@@ -69,8 +69,7 @@ def translate_lines(translator: Translator, lines: Iterable[str], output_path: s
     context = context or DistContext()
     if opts.format not in FORMATS:
         raise ConfigError(f"unknown format {opts.format!r}; expected one of {FORMATS}")
-    if opts.buffer_size < 1:
-        raise ConfigError(f"--buffer-size must be >= 1, got {opts.buffer_size}")
+    check_buffer_size(opts.buffer_size)
     resolved = resolve_generation_config(translator.generation_config, **opts.generation)  # bad values fail now
     if opts.nbest is not None and opts.nbest < 1:
         raise ConfigError("--nbest must be >= 1")

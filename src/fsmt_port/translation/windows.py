@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from fsmt_port.errors import InputError
+from fsmt_port.errors import ConfigError, InputError
 
 #: Lines per window when reading a file or a pipe: large enough that length-sorted batches are as
 #: full as whole-file sorting makes them, small enough to hold comfortably (a few MB of results).
@@ -57,8 +57,7 @@ class PrefixCheck:
 def read_windows(lines: Iterable[str], buffer_size: int, start: int = 0, stride: int = 1,
                  digest: LineDigest | None = None, check: PrefixCheck | None = None) -> Iterator[Window]:
     """Windows ``start, start+stride, ...`` of ``buffer_size`` lines (the last may be shorter)."""
-    if buffer_size < 1:
-        raise InputError(f"--buffer-size must be >= 1, got {buffer_size}")
+    check_buffer_size(buffer_size)
     digest = digest if digest is not None else LineDigest()
     iterator = iter(lines)
     index = 0
@@ -82,6 +81,11 @@ def read_windows(lines: Iterable[str], buffer_size: int, start: int = 0, stride:
         if len(chunk) < buffer_size:
             return
         index += 1
+
+
+def check_buffer_size(buffer_size: int) -> None:
+    if buffer_size < 1:
+        raise ConfigError(f"--buffer-size must be >= 1, got {buffer_size}")
 
 
 def _verify(digest: LineDigest, check: PrefixCheck) -> None:
