@@ -61,7 +61,7 @@ def _vmrss_kib(pid: int) -> int | None:
 
 
 def measure_one(command: list[str], sample_every: float = 0.25) -> dict:
-    """Run ``command``; return its exit code, wall time, peak RSS (RUSAGE_CHILDREN) and RSS samples.
+    """Run ``command``; return its exit code, wall and CPU time, peak RSS (RUSAGE_CHILDREN) and RSS samples.
 
     Call it in a process that has run no other child: ``ru_maxrss`` of RUSAGE_CHILDREN
     is the largest peak over all children waited for so far.
@@ -82,8 +82,10 @@ def measure_one(command: list[str], sample_every: float = 0.25) -> dict:
     _, stderr = child.communicate()
     wall = time.perf_counter() - start
     sampler.join()
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak_kib = usage.ru_maxrss  # KiB on Linux
     return {"returncode": child.returncode, "wall_s": round(wall, 2), "peak_rss_mib": round(peak_kib / 1024, 1),
+            "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),  # steadier than wall time on a shared machine
             "samples_kib": samples, "stderr_tail": stderr.decode("utf-8", "replace")[-500:]}
 
 

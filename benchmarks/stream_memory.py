@@ -9,7 +9,8 @@ measured by ``rss_translate.measure_in_fresh_process`` (peak RSS of that child a
   everything, translate, write, as fsmt-translate did before it streamed.
 
 Both outputs must be byte-identical (checked). Prints one JSON object per run, then a Markdown table
-with the peak RSS of each mode and streaming's throughput relative to whole-file mode.
+with the peak RSS of each mode and streaming's throughput relative to whole-file mode, by wall time
+and by CPU time (the child's user+sys seconds; steadier when other work shares the machine).
 
 Example (the figures in ``benchmarks/RSS.md``)::
 
@@ -39,7 +40,8 @@ def run_mode(model_dir: Path, source: Path, out: Path, n_lines: int, beams: int,
     result = rss_translate.measure_in_fresh_process(rss_translate.translate_command(model_dir, source, out, extra))
     if result["returncode"] != 0:
         raise SystemExit(f"fsmt-translate failed ({mode}, {n_lines} lines, beam {beams}):\n{result['stderr_tail']}")
-    result.update(lines=n_lines, beams=beams, mode=mode, lines_per_s=round(n_lines / result["wall_s"], 1))
+    result.update(lines=n_lines, beams=beams, mode=mode, lines_per_s=round(n_lines / result["wall_s"], 1),
+                  lines_per_cpu_s=round(n_lines / result["cpu_s"], 1))
     return result
 
 
@@ -87,17 +89,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.json_out:
         args.json_out.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     print("\n| lines | beam | streaming peak RSS (MiB) | whole-file peak RSS (MiB) | streaming lines/s | "
-          "whole-file lines/s | throughput streaming / whole-file |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+          "whole-file lines/s | throughput streaming / whole-file (wall) | (CPU time) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     by_key = {(r["lines"], r["beams"], r["mode"]): r for r in results}
-    missing = {"peak_rss_mib": "-", "lines_per_s": "-"}
+    missing = {"peak_rss_mib": "-", "lines_per_s": "-", "lines_per_cpu_s": "-"}
     for n in args.lines:
         for beams in args.beams:
             stream = by_key.get((n, beams, "streaming"), missing)
             whole = by_key.get((n, beams, "whole-file"), missing)
-            ratio = ("-" if missing in (stream, whole) else f"{stream['lines_per_s'] / whole['lines_per_s']:.3f}x")
+            ratios = ["-" if missing in (stream, whole) else f"{stream[k] / whole[k]:.3f}x"
+                      for k in ("lines_per_s", "lines_per_cpu_s")]
             print(f"| {n} | {beams} | {stream['peak_rss_mib']} | {whole['peak_rss_mib']} | {stream['lines_per_s']} | "
-                  f"{whole['lines_per_s']} | {ratio} |")
+                  f"{whole['lines_per_s']} | {ratios[0]} | {ratios[1]} |")
     return 0
 
 
