@@ -171,7 +171,8 @@ def test_a_terminal_gets_one_line_windows(monkeypatch):
     monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
     assert default_buffer_size("-") == 1
     monkeypatch.setattr(sys.stdin, "isatty", lambda: False, raising=False)
-    assert default_buffer_size("-") > 1 and default_buffer_size("file.en") > 1
+    assert default_buffer_size("-") == default_buffer_size("file.en") == default_buffer_size("f", 16) == 4096
+    assert default_buffer_size("file.en", 256) == 64 * 256  # enough batches per window to sort well
 
 
 def _write(path, data: bytes):

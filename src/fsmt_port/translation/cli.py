@@ -30,7 +30,7 @@ from fsmt_port.translation.distributed import init_from_env, shutdown
 from fsmt_port.translation.formatting import FORMATS
 from fsmt_port.translation.resume import check_final_output, check_world_size
 from fsmt_port.translation.translator import Translator
-from fsmt_port.translation.windows import DEFAULT_BUFFER_SIZE, default_buffer_size
+from fsmt_port.translation.windows import BATCHES_PER_WINDOW, DEFAULT_BUFFER_SIZE, default_buffer_size
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "jsonl keeps this many (default: all num_beams, as fairseq's hub returns)")
     io.add_argument("--buffer-size", type=int, default=None,
                     help=f"lines read, sorted and translated together before they are written (default: 1 when "
-                         f"stdin is a terminal, else {DEFAULT_BUFFER_SIZE})")
+                         f"stdin is a terminal, else {DEFAULT_BUFFER_SIZE} or {BATCHES_PER_WINDOW} batches, "
+                         "whichever is more)")
     io.add_argument("--force", action="store_true", help="overwrite an existing --output")
     io.add_argument("--restart", action="store_true",
                     help="drop what an interrupted run with this --output committed and start over")
@@ -79,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
                                                     dtype=args.dtype, quantize=args.quantize)
             translate_corpus_file(
                 translator, args.input, output, context=context,
-                buffer_size=default_buffer_size(args.input) if args.buffer_size is None else args.buffer_size,
+                buffer_size=(default_buffer_size(args.input, args.batch_size) if args.buffer_size is None
+                             else args.buffer_size),
                 batch_size=args.batch_size,
                 max_tokens=args.max_tokens, truncate=args.truncate, format=args.format, nbest=args.nbest,
                 encoding_errors=args.encoding_errors, force=args.force, restart=args.restart, quiet=args.quiet,

@@ -19,9 +19,12 @@ from typing import Iterable, Iterator
 
 from fsmt_port.errors import ConfigError, InputError
 
-#: Lines per window when reading a file or a pipe: large enough that length-sorted batches are as
-#: full as whole-file sorting makes them, small enough to hold comfortably (a few MB of results).
+#: Lines per window when reading a file or a pipe, at least: large enough that length-sorted batches are
+#: nearly as full as whole-file sorting makes them, small enough to hold comfortably (a few MB of results).
 DEFAULT_BUFFER_SIZE = 4096
+#: ... and at least this many batches per window: with few batches per window, sorting has little to
+#: choose from and batches mix lengths (4 batches of 256 per window cost 10% more CPU than whole-file).
+BATCHES_PER_WINDOW = 64
 
 
 @dataclass
@@ -115,8 +118,9 @@ def count_lines(path: str | Path) -> int | None:
     return count + (last != b"\n")
 
 
-def default_buffer_size(input_path: str) -> int:
-    """1 for a terminal (answer each line as it is typed), ``DEFAULT_BUFFER_SIZE`` otherwise."""
+def default_buffer_size(input_path: str, batch_size: int | None = None) -> int:
+    """1 for a terminal (answer each line as it is typed); otherwise ``DEFAULT_BUFFER_SIZE`` lines, or
+    ``BATCHES_PER_WINDOW`` batches of ``batch_size`` when that is more."""
     if str(input_path) == "-" and sys.stdin.isatty():
         return 1
-    return DEFAULT_BUFFER_SIZE
+    return max(DEFAULT_BUFFER_SIZE, BATCHES_PER_WINDOW * (batch_size or 0))
