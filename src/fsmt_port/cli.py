@@ -19,8 +19,20 @@ from fsmt_port.errors import FSMTPortError
 from fsmt_port.files import ERROR_POLICIES
 
 
+class _UnderscoreSpellings:
+    """An argument group whose ``--dashed-options`` also answer to ``--dashed_options`` (transformers' spelling,
+    e.g. ``--num_beams 5`` in transformers' run_eval.py)."""
+
+    def __init__(self, group) -> None:  # what parser.add_argument_group returns
+        self.group = group
+
+    def add_argument(self, *names: str, **kwargs):
+        aliases = ["--" + n[2:].replace("-", "_") for n in names if n.startswith("--") and "-" in n[2:]]
+        return self.group.add_argument(*names, *[a for a in aliases if a not in names], **kwargs)
+
+
 def add_generation_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("generation (defaults: the model's generation_config.json)")
+    group = _UnderscoreSpellings(parser.add_argument_group("generation (defaults: the model's generation_config.json)"))
     group.add_argument("--num-beams", "--beam", type=int, help="beam size; 1 = greedy")
     group.add_argument("--length-penalty", "--lenpen", type=float,
                        help="score = sum of log-probs / length ** length_penalty (EOS counted)")
@@ -55,6 +67,19 @@ def add_runtime_options(parser: argparse.ArgumentParser) -> None:
                        help="invalid UTF-8 in the input: fail naming the line, or replace with U+FFFD "
                             "(default: %(default)s)")
     group.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_hub_options(parser: argparse.ArgumentParser) -> None:
+    """``--revision`` and ``--local-files-only``, for models given as hub repo ids (``facebook/wmt19-en-de``)."""
+    group = parser.add_argument_group("hub (when a model is given as an org/name repo id)")
+    group.add_argument("--revision", default=None,
+                       help="branch, tag or commit of the hub repo(s) (default: main)")
+    group.add_argument("--local-files-only", "--local_files_only", action="store_true",
+                       help="use the local hub cache only, never the network (as HF_HUB_OFFLINE=1)")
+
+
+def hub_kwargs(args: argparse.Namespace) -> dict:
+    return {"revision": args.revision, "local_files_only": args.local_files_only}
 
 
 def _bool(text: str) -> bool:

@@ -37,5 +37,9 @@ class MissingFileError(FSMTPortError, FileNotFoundError):
     """A file the model folder / fairseq archive must contain is not there."""
 
 
+class HubError(FSMTPortError, OSError):
+    """A hub repo id cannot be fetched: missing or gated repo, unknown revision, no network, not cached offline."""
+
+
 class OutputError(FSMTPortError):
     """An output cannot be written (no space left, no permission, a folder in the way)."""

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import torch
 
-from fsmt_port.cli import add_generation_options, add_runtime_options, generation_kwargs
+from fsmt_port.cli import add_generation_options, add_hub_options, add_runtime_options, generation_kwargs
+from fsmt_port.cli import hub_kwargs
 from fsmt_port.cli import run_cli
 from fsmt_port.errors import ConfigError
 from fsmt_port.files import open_input, sigterm_as_interrupt
@@ -36,7 +37,8 @@ from fsmt_port.translation.windows import BATCHES_PER_WINDOW, DEFAULT_BUFFER_SIZ
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fsmt-translate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model_dirs", nargs="+", help="converted model folder(s); several = ensemble")
+    parser.add_argument("model_dirs", nargs="+", metavar="MODEL",
+                        help="converted model folder(s) or hub repo id(s); several = ensemble")
     io = parser.add_argument_group("input and output")
     io.add_argument("--input", "-i", default="-", help="source text, one sentence per line (default: stdin)")
     io.add_argument("--output", "-o", default="-",
@@ -55,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="drop what an interrupted run with this --output committed and start over")
     add_generation_options(parser)
     add_runtime_options(parser)
+    add_hub_options(parser)
     return parser
 
 
@@ -77,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             if output is not None and not args.restart:
                 check_world_size(Path(output), context.world_size)  # before loading the models
             translator = Translator.from_pretrained(args.model_dirs, device=context.device(args.device),
-                                                    dtype=args.dtype, quantize=args.quantize)
+                                                    dtype=args.dtype, quantize=args.quantize, **hub_kwargs(args))
             translate_corpus_file(
                 translator, args.input, output, context=context,
                 buffer_size=(default_buffer_size(args.input, args.batch_size) if args.buffer_size is None
