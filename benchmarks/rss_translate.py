@@ -61,7 +61,7 @@ def _vmrss_kib(pid: int) -> int | None:
 
 
 def measure_one(command: list[str], sample_every: float = 0.25) -> dict:
-    """Run ``command``; return its exit code, wall time, peak RSS (RUSAGE_CHILDREN) and RSS samples.
+    """Run ``command``; return its exit code, wall and CPU time, peak RSS (RUSAGE_CHILDREN) and RSS samples.
 
     Call it in a process that has run no other child: ``ru_maxrss`` of RUSAGE_CHILDREN
     is the largest peak over all children waited for so far.
@@ -82,8 +82,10 @@ def measure_one(command: list[str], sample_every: float = 0.25) -> dict:
     _, stderr = child.communicate()
     wall = time.perf_counter() - start
     sampler.join()
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak_kib = usage.ru_maxrss  # KiB on Linux
     return {"returncode": child.returncode, "wall_s": round(wall, 2), "peak_rss_mib": round(peak_kib / 1024, 1),
+            "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),  # steadier than wall time on a shared machine
             "samples_kib": samples, "stderr_tail": stderr.decode("utf-8", "replace")[-500:]}
 
 
@@ -97,6 +99,14 @@ def measure_in_fresh_process(command: list[str]) -> dict:
 def convert(checkpoint: Path, out: Path, src_lang: str, tgt_lang: str) -> None:
     subprocess.run([sys.executable, "-m", "fsmt_port.fairseq.convert", "--fsmt-path", str(checkpoint), "--output-dir",
                     str(out), "--src-lang", src_lang, "--tgt-lang", tgt_lang, "--force"], check=True)
+
+
+def model_folder(args: argparse.Namespace, tmp: Path) -> Path:
+    """``--model-dir`` as given, or ``--checkpoint`` converted into ``tmp/model``."""
+    if args.model_dir is not None:
+        return args.model_dir
+    convert(args.checkpoint, tmp / "model", args.src_lang, args.tgt_lang)
+    return tmp / "model"
 
 
 def plateau_summary(samples: list[tuple[float, int]]) -> str:
@@ -139,10 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     with tempfile.TemporaryDirectory(prefix="rss_translate-") as tmp:
         tmp = Path(tmp)
-        model_dir = args.model_dir
-        if model_dir is None:
-            model_dir = tmp / "model"
-            convert(args.checkpoint, model_dir, args.src_lang, args.tgt_lang)
+        model_dir = model_folder(args, tmp)
         for n in args.lines:
             src = tmp / f"input.{n}.txt"
             build_input(src, n)

@@ -1,4 +1,5 @@
-"""Data parallel run_eval / run_eval_search under torchrun (2 CPU processes, gloo) = one process, byte for byte."""
+"""Data parallel fsmt-translate, run_eval and run_eval_search under torchrun (2 CPU processes, gloo) = one
+process, byte for byte; a killed 2-process translation resumes."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import pytest
 
 import golden
 from fsmt_port.errors import InputError
-from fsmt_port.evaluation.distributed import DistContext
+from fsmt_port.translation.distributed import DistContext
 from fsmt_port.evaluation.run_eval import main as run_eval_main
 from fsmt_port.evaluation.run_eval_search import main as search_main
+from fsmt_port.translation.cli import main as translate_main
 
 TINY = "tiny-en-de-joint"
 N_LINES = 40
@@ -98,3 +100,42 @@ def test_a_single_process_runs_the_whole_list_and_raises_directly():
     with pytest.raises(InputError):
         context.run_sharded(["x"], lambda shard, start: (_ for _ in ()).throw(InputError("bad")))
     assert context.broadcast(5) == 5 and context.device("cpu") == "cpu"
+
+
+# --- fsmt-translate under torchrun: windows round robin, parts assembled by rank 0 ---------------------
+
+def test_translate_on_two_processes_equals_one_process(converted, data, tmp_path):
+    model, (src, _) = converted(TINY), data
+    common = ["-i", str(src), "--buffer-size", "7", "--num-beams", "2", "--nbest", "2", "--bs", "3"]
+    assert translate_main([str(model), *common, "-o", str(tmp_path / "single.de"), "--threads", "1",
+                           "--quiet"]) == 0
+    done = torchrun("fsmt_port.translate", str(model), *common, "-o", str(tmp_path / "multi.de"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "multi.de").read_bytes() == (tmp_path / "single.de").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["multi.de", "single.de", "test.de", "test.en"]
+
+
+@pytest.mark.slow
+def test_a_killed_two_process_translation_resumes(converted, tmp_path):
+    from test_resume import N_LINES, WINDOW, argv, committed_lines, kill_after_first_commit, state_path, write_input
+
+    from fsmt_port.translation.windows import lines_in_windows
+
+    model, source = converted(TINY), write_input(tmp_path / "in.en", N_LINES)
+    single, out = tmp_path / "single.de", tmp_path / "multi.de"
+    assert translate_main(argv(model, source, single)) == 0
+    states = [state_path(out, rank, 2) for rank in range(2)]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+               "--master_port", str(free_port()), "-m", "fsmt_port.translate", *argv(model, source, out)]
+    kill_after_first_commit(command, states, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    committed = {rank: committed_lines(s) for rank, s in enumerate(states) if s.exists()}
+    assert committed and not out.exists()
+
+    assert translate_main(argv(model, source, out)) == 2  # one process cannot continue a 2-process run
+    done = torchrun("fsmt_port.translate", *argv(model, source, out))
+    assert done.returncode == 0, done.stderr[-3000:]
+    for rank, lines in committed.items():
+        rest = lines_in_windows(N_LINES, WINDOW, rank, 2) - lines
+        assert f"rank {rank}: resumed after {lines} lines; translating {rest} more" in done.stderr, done.stderr
+    assert out.read_bytes() == single.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.en", "multi.de", "single.de"]

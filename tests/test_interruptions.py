@@ -65,19 +65,16 @@ elif point == "convert-reading":    # before anything is written
         say("reading"); time.sleep(120); return original(*args, **kwargs)
     convert.load_fairseq_checkpoint = load
     main = convert.main
-elif point == "translate-writing":  # half of the output text is in the temp file
+elif point == "translate-writing":  # half of the window's output is in the part file, not yet committed
+    import fsmt_port.translation.resume as resume
     import fsmt_port.translation.cli as translate
-    real_atomic_file = translate.atomic_file
-    @contextlib.contextmanager
-    def atomic_file(*args, **kwargs):
-        with real_atomic_file(*args, **kwargs) as handle:
-            class HalfThenWait:
-                def write(self, text):
-                    handle.write(text[: len(text) // 2]); handle.flush()
-                    say("half-written"); time.sleep(120)
-                    handle.write(text[len(text) // 2:])
-            yield HalfThenWait()
-    translate.atomic_file = atomic_file
+    real_commit = resume.RankParts.commit
+    def commit(self, window_index, n_lines, data, digest):
+        partial = self._handles[0]
+        partial.write(data[: len(data) // 2]); partial.flush()
+        say("half-written"); time.sleep(120)
+        real_commit(self, window_index, n_lines, data, digest)
+    resume.RankParts.commit = commit
     main = translate.main
 sys.exit(main(sys.argv[1:]))
 """

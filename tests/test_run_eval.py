@@ -154,7 +154,7 @@ def _write(path, data: bytes):
     ("empty_reference", "reference file is empty"),
     ("missing_input", "input file not found"),
     ("missing_reference", "reference file not found"),
-    ("input_is_folder", "input file not found"),
+    ("input_is_folder", "input is a folder, not a file"),
     ("bad_utf8", "line 2 is not valid UTF-8"),
     ("output_is_folder", "output is a folder"),
 ])

@@ -129,11 +129,15 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
-def progress_bar(total: int, quiet: bool, desc: str):
-    """A tqdm bar on stderr, off when stderr is not a terminal or with --quiet."""
+def progress_bar(total: int | None, quiet: bool, desc: str, unit: str = "sent"):
+    """A tqdm bar on stderr, off when stderr is not a terminal or with --quiet (``total`` None: a running count)."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="sent", disable=quiet or not sys.stderr.isatty(), file=sys.stderr)
+    return tqdm(total=total, desc=desc, unit=unit, disable=quiet or not sys.stderr.isatty(), file=sys.stderr)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM, with a message that says what was kept (e.g. how to resume)."""
 
 
 EXIT_USER_ERROR = 2
@@ -148,8 +152,9 @@ def run_cli(job: Callable[[], None], tune_memory: bool = False) -> int:
     except FSMTPortError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("interrupted; nothing partial was left behind", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        print(str(err) if isinstance(err, Interrupted) else "interrupted; nothing partial was left behind",
+              file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0

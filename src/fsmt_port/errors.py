@@ -52,3 +52,7 @@ class RequestError(InputError):
                  retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status, self.kind, self.limit, self.retry_after = status, kind, limit, retry_after
+
+
+class OutputError(FSMTPortError):
+    """An output cannot be written (no space left, no permission, a folder in the way)."""

@@ -15,13 +15,14 @@ Text input follows one policy, documented for users:
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import shutil
 import signal
 import sys
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 from fsmt_port.errors import InputError, OutputExistsError
 
@@ -105,37 +106,55 @@ ERROR_POLICIES = ("strict", "replace")
 
 
 def decode_lines(data: bytes, source: str, errors: str = "strict") -> list[str]:
+    return list(decode_line_stream(io.BytesIO(data), source, errors))
+
+
+def decode_line_stream(stream: BinaryIO, source: str, errors: str = "strict") -> Iterator[str]:
+    """Lines of a binary stream, one at a time, under the policy above (a line is returned as soon as it ends)."""
     if errors not in ERROR_POLICIES:
         raise InputError(f"unknown encoding error policy {errors!r}; expected one of {ERROR_POLICIES}")
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    if not data:
-        return []
-    raw_lines = data.split(b"\n")
-    if raw_lines[-1] == b"":
-        raw_lines.pop()
-    lines = []
-    for number, raw in enumerate(raw_lines, start=1):
+    for number, raw in enumerate(iter(stream.readline, b""), start=1):
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+            if not raw:
+                return
+        if raw.endswith(b"\n"):
+            raw = raw[:-1]
         if raw.endswith(b"\r"):
             raw = raw[:-1]
         try:
-            lines.append(raw.decode("utf-8", errors=errors))
+            yield raw.decode("utf-8", errors=errors)
         except UnicodeDecodeError as err:
             raise InputError(f"{source}: line {number} is not valid UTF-8 (byte {err.start}: "
                              f"{raw[err.start:err.start + 4]!r}); fix the file or pass --encoding-errors replace"
                              ) from None
-    return lines
+
+
+def iter_lines(path: str | Path | None, errors: str = "strict", what: str = "input") -> Iterator[str]:
+    """Lines of ``path`` (``None`` or ``-`` = stdin) under the policy above, read incrementally."""
+    if path is None or str(path) == "-":
+        return decode_line_stream(sys.stdin.buffer, "<stdin>", errors)
+    return _lines_then_close(open_input(path, what), str(path), errors)  # opened now: errors show at once
+
+
+def _lines_then_close(handle: BinaryIO, source: str, errors: str) -> Iterator[str]:
+    with handle:
+        yield from decode_line_stream(handle, source, errors)
+
+
+def open_input(path: str | Path, what: str = "input") -> BinaryIO:
+    """``path`` opened for binary reading; a missing file, a folder or an unreadable file is one clear error."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: {what} is a folder, not a file; give a text file with one sentence per line")
+    if not path.exists():
+        raise InputError(f"{path}: {what} file not found")
+    try:
+        return open(path, "rb")
+    except OSError as err:
+        raise InputError(f"{path}: cannot read {what} file ({err.strerror})") from None
 
 
 def read_lines(path: str | Path | None, errors: str = "strict", what: str = "input") -> list[str]:
     """Lines of ``path`` (``None`` or ``-`` = stdin) under the policy above."""
-    if path is None or str(path) == "-":
-        return decode_lines(sys.stdin.buffer.read(), "<stdin>", errors)
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: {what} file not found")
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise InputError(f"{path}: cannot read {what} file ({err.strerror})") from None
-    return decode_lines(data, str(path), errors)
+    return list(iter_lines(path, errors, what))

@@ -16,16 +16,7 @@ from pathlib import Path
 
 from fsmt_port.fairseq.convert import sha256
 from fsmt_port.files import atomic_file
-
-SKIPPED_MODEL_FILES = {"generation_config.json"}
-
-
-def model_fingerprint(model_dir: str | Path) -> dict:
-    folder = Path(model_dir).resolve()
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.name not in SKIPPED_MODEL_FILES)
-    return {"path": str(folder),
-            "files": [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]}
-
+from fsmt_port.translation.resume import model_fingerprint
 
 def base_key_fields(model_dirs: list[str], input_path: str | Path, reading: dict, runtime: dict) -> dict:
     """The part of the key shared by every combination (hashes the input once)."""

@@ -11,8 +11,10 @@ Example::
 
 The JSON holds the BLEU, its sacrebleu signature, n_obs, runtime,
 seconds_per_sample, every generation argument as used, and how the run was made.
-Under torchrun the input is sharded over the ranks; rank 0 writes the same files
-a single process would.
+Under torchrun the ranks take turns at windows of the input and commit them to
+their own part files; rank 0 assembles the same output a single process writes.
+The output is committed window by window: an interrupted run, started again with
+the same settings, resumes (with other settings it starts over).
 """
 
 from __future__ import annotations
@@ -26,10 +28,10 @@ from fsmt_port.cli import generation_kwargs
 from fsmt_port.cli import run_cli
 from fsmt_port.errors import ConfigError
 from fsmt_port.evaluation.corpus import translate_corpus
+from fsmt_port.translation.distributed import shutdown
 from fsmt_port.translation.translator import split_constraint_lines
-from fsmt_port.evaluation.distributed import shutdown
 from fsmt_port.evaluation.options import add_eval_arguments
-from fsmt_port.evaluation.report import write_json, write_lines
+from fsmt_port.evaluation.report import write_json
 from fsmt_port.evaluation.scoring import BleuScorer
 from fsmt_port.evaluation.session import start_session
 
@@ -55,9 +57,8 @@ def evaluate(args: argparse.Namespace) -> dict | None:
         overrides = generation_kwargs(args)
         generation = session.resolved_generation()
         sources, per_line = mode_inputs(args, session.data.sources, session.data.references)
-        run = translate_corpus(session.translator, sources, session.context,
-                               batch_size=args.batch_size, max_tokens=args.max_tokens, truncate=args.truncate,
-                               quiet=args.quiet, **per_line, **overrides)
+        run = translate_corpus(session.translator, sources, session.context, output_path=args.output,
+                               **session.corpus_options(), **per_line, **overrides)
         if not session.context.is_main:
             return None
         n_obs = len(run.hypotheses)
@@ -71,7 +72,6 @@ def evaluate(args: argparse.Namespace) -> dict | None:
             "output_path": str(Path(args.output).resolve()),
             **session.metadata(),
         }
-        write_lines(args.output, run.hypotheses)
         write_json(score_path, results)
         if args.dump_args:
             print(json.dumps(results, ensure_ascii=False))

@@ -32,7 +32,7 @@ from fsmt_port.errors import ConfigError
 from fsmt_port.evaluation.cache import TranslationCache, base_key_fields
 from fsmt_port.evaluation.config_update import update_generation_config
 from fsmt_port.evaluation.corpus import translate_corpus
-from fsmt_port.evaluation.distributed import shutdown
+from fsmt_port.translation.distributed import shutdown
 from fsmt_port.evaluation.grid import as_options, describe, expand, generation_fields, parse_search
 from fsmt_port.evaluation.options import add_eval_arguments
 from fsmt_port.evaluation.plot import plot_bleu, require_matplotlib
@@ -114,12 +114,14 @@ def _run_grid(session: Session, grid: dict, fixed: dict, results_dir: Path) -> d
     best_bleu, best_hypotheses = float("-inf"), None
     for index, combo in enumerate(combinations):
         if index in to_run:
-            run = translate_corpus(session.translator, session.data.sources, context, batch_size=args.batch_size,
-                                   max_tokens=args.max_tokens, truncate=args.truncate, quiet=args.quiet,
+            translations = cache.path(cache.key(keys[index])).with_suffix(".txt")  # resumable, then cached
+            run = translate_corpus(session.translator, session.data.sources, context, output_path=translations,
+                                   **session.corpus_options(),
                                    desc=f"[{index + 1}/{len(combinations)}] {describe(combo)}", **fixed, **combo)
             if not context.is_main:
                 continue
             cache.put(keys[index], run.hypotheses, run.seconds)
+            translations.unlink()
             hypotheses, seconds, was_cached = run.hypotheses, run.seconds, False
         else:
             if not context.is_main:

@@ -18,7 +18,7 @@ from fsmt_port.hub import resolve_model_dir
 from fsmt_port.generation import resolve_generation_config
 from fsmt_port.translation.translator import Translator
 from fsmt_port.evaluation.data import EvalData, check_output_path, load_eval_data
-from fsmt_port.evaluation.distributed import DistContext, init_from_env
+from fsmt_port.translation.distributed import DistContext, init_from_env
 
 
 @dataclass
@@ -34,6 +34,14 @@ class Session:
         """Every generation argument as it will be used (model defaults + command line + ``overrides``)."""
         kwargs = {**generation_kwargs(self.args), **overrides}
         return resolve_generation_config(self.translator.generation_config, **kwargs).to_dict()
+
+    def corpus_options(self) -> dict:
+        """What ``translate_corpus`` needs besides the generation arguments: batching, reading, identity."""
+        args = self.args
+        return {"source": str(Path(args.input).resolve()), "batch_size": args.batch_size,
+                "max_tokens": args.max_tokens, "truncate": args.truncate, "quiet": args.quiet,
+                "runtime": {"dtype": args.dtype, "quantize": args.quantize, "encoding_errors": args.encoding_errors,
+                            "device": self.translator.models[0].device.type}}
 
     def metadata(self) -> dict:
         """How the run was made, for the JSON results."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import torch
 
@@ -22,6 +22,7 @@ from fsmt_port.generation.config import GenerationConfig
 from fsmt_port.hub import resolve_model_dir
 from fsmt_port.modeling.model import FSMTForConditionalGeneration, resolve_dtype
 from fsmt_port.tokenization.tokenizer import FSMTTokenizer
+from fsmt_port.translation.windows import DEFAULT_BUFFER_SIZE, read_windows
 
 QUANTIZATIONS = ("none", "int8")
 
@@ -84,6 +85,7 @@ class Translator:
         self.models = models
         self.tokenizer = tokenizer
         self.generation_config = generation_config or models[0].generation_config
+        self.model_dirs: list[Path] | None = None
 
     @classmethod
     def from_pretrained(cls, model_dirs: Sequence[str | os.PathLike] | str | os.PathLike,
@@ -111,7 +113,9 @@ class Translator:
             if theirs.src_vocab != tokenizer.src_vocab or theirs.tgt_vocab != tokenizer.tgt_vocab:
                 raise ConfigError(f"{other}: its vocabularies differ from {model_dirs[0]}'s; "
                                   "an ensemble needs models trained with the same dictionaries")
-        return cls(models, tokenizer)
+        translator = cls(models, tokenizer)
+        translator.model_dirs = [Path(d) for d in model_dirs]  # their files are part of a resumable run's key
+        return translator
 
     def encode(self, lines: Sequence[str], truncate: bool = False, first_line: int = 1) -> list[list[int]]:
         """Source ids per line; too-long lines are an error naming the line, or cut with ``truncate``."""
@@ -165,13 +169,14 @@ class Translator:
         return results  # type: ignore[return-value]
 
     def translate(self, lines: Sequence[str], batch_size: int | None = 32, max_tokens: int | None = None,
-                  truncate: bool = False, nbest: int | None = None, progress=None,
+                  truncate: bool = False, nbest: int | None = None, progress=None, first_id: int = 0,
                   prefixes: Sequence[str] | None = None, prefix_size: int | None = None,
                   constraints: Sequence[Sequence[str]] | str | None = None,
                   constraint_texts: Sequence[Sequence[str]] | None = None,
                   **generation_kwargs) -> list[Translation]:
         """Translate lines; each result has ``nbest`` hypotheses (default: all ``num_beams``, as fairseq's hub).
 
+        ``first_id``: the input index of ``lines[0]`` (result ids and error line numbers count from it).
         ``prefixes``: per line, target text every hypothesis starts with (its first ``prefix_size``
         tokens if given: fairseq-generate's ``--prefix-size`` with the reference as prefix).
         ``constraints``: per line, target words/phrases to include (fairseq-interactive's encoding);
@@ -182,19 +187,49 @@ class Translator:
             constraints = constraint_texts
         elif constraint_texts is not None:
             raise ConfigError("give the per-line constraints as constraints= or constraint_texts=, not both")
-        ids = self.encode(lines, truncate=truncate)
+        ids = self.encode(lines, truncate=truncate, first_line=first_id + 1)
         prefix_ids = None if prefixes is None else encode_prefixes(self.tokenizer, prefixes, prefix_size)
         constraint_ids = None if constraints is None else encode_constraints(self.tokenizer, constraints)
         hypotheses = self.generate_ids(ids, batch_size, max_tokens, progress=progress, keep=nbest,
                                        prefix_tokens=prefix_ids, constraint_ids=constraint_ids, **generation_kwargs)
+        return self.decode_results(lines, hypotheses, first_id)
+
+    def decode_results(self, lines: Sequence[str], hypotheses: list[list[Hypothesis]],
+                       first_id: int = 0) -> list[Translation]:
+        """Detokenized ``Translation`` objects; frees each input's tensors as it goes."""
         out = []
         for index, (line, hypos) in enumerate(zip(lines, hypotheses)):
-            out.append(Translation(index, line, [
+            out.append(Translation(first_id + index, line, [
                 TranslatedHypothesis(self.tokenizer.decode(h.tokens.tolist()), h.tokens.tolist(), float(h.score),
                                      [float(s) for s in h.positional_scores.tolist()], h.alignment)
                 for h in hypos]))
             hypotheses[index] = None  # type: ignore[call-overload]  # free the tensors as we go
         return out
+
+    def translate_iterable(self, lines: Iterable[str], buffer_size: int = DEFAULT_BUFFER_SIZE,
+                           batch_size: int | None = 32, max_tokens: int | None = None, truncate: bool = False,
+                           nbest: int | None = None, progress=None, **generation_kwargs) -> Iterator[Translation]:
+        """Translations of ``lines`` in input order, ``buffer_size`` lines at a time (sorted and batched
+        within each window): never reads more than one window ahead of what it has yielded."""
+        for window in read_windows(lines, buffer_size):
+            yield from self.translate(window.lines, batch_size, max_tokens, truncate, nbest, progress,
+                                      first_id=window.first, **generation_kwargs)
+
+    def translate_file(self, input_path: str | os.PathLike, output_path: str | os.PathLike | None = None,
+                       **options) -> int:
+        """Translate a file (``-`` = stdin) into ``output_path`` (None = stdout) window by window, exactly as
+        ``fsmt-translate`` does: committed and resumable when ``output_path`` is a file. Options are
+        ``translation.corpus.CorpusOptions`` fields (buffer_size, batch_size, format, nbest, ...); the others
+        are generation arguments (num_beams=5, ...). Returns the number of lines translated."""
+        from dataclasses import fields
+
+        from fsmt_port.translation.corpus import CorpusOptions, translate_corpus_file
+
+        names = {f.name for f in fields(CorpusOptions)}
+        corpus = {k: v for k, v in options.items() if k in names}
+        generation = {**corpus.pop("generation", {}), **{k: v for k, v in options.items() if k not in names}}
+        return translate_corpus_file(self, str(input_path), None if output_path is None else str(output_path),
+                                     generation=generation, **corpus)
 
 
 def encode_prefixes(tokenizer: FSMTTokenizer, prefixes: Sequence[str], prefix_size: int | None) -> list[list[int]]:

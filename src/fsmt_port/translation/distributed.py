@@ -1,10 +1,11 @@
-"""Data parallelism under ``torchrun``: every rank translates a contiguous shard, rank 0 gets all.
+"""Data parallelism under ``torchrun``: rank, world size and device from the environment, and the collectives.
 
 Initialised only when ``WORLD_SIZE`` > 1 in the environment (gloo on CPU, nccl
-on CUDA). Contiguous shards keep error messages' line numbers right and make
-the gathered list come back in input order. A user error on one rank is
-gathered like a result, so every rank raises it instead of hanging in a
-collective that the failing rank never reaches.
+on CUDA, one GPU per rank from ``LOCAL_RANK``). Corpus translation gives rank r
+windows r, r+N, ... (``translation.corpus``); ``run_sharded`` gives contiguous
+shards for small lists. A user error on one rank is gathered like a result, so
+every rank raises it instead of hanging in a collective that the failing rank
+never reaches.
 """
 
 from __future__ import annotations
@@ -50,19 +51,29 @@ class DistContext:
         """``work(shard, start)`` on this rank's shard; every rank gets all results in input order."""
         start, end = self.shard_bounds(len(items))
         try:
-            outcome: tuple[str, object] = ("ok", work(items[start:end], start))
+            result, error = work(items[start:end], start), None
         except FSMTPortError as err:
             if not self.enabled:
                 raise
-            outcome = ("error", err)
+            result, error = [], err
+        self.raise_any_error(error)
         if not self.enabled:
-            return outcome[1]  # type: ignore[return-value]
+            return result
         gathered: list = [None] * self.world_size
-        torch.distributed.all_gather_object(gathered, outcome)
-        for status, payload in gathered:
-            if status == "error":
+        torch.distributed.all_gather_object(gathered, result)
+        return [item for payload in gathered for item in payload]
+
+    def raise_any_error(self, error: FSMTPortError | None) -> None:
+        """Every rank reports how its part went; if any failed, every rank raises the first error."""
+        if not self.enabled:
+            if error is not None:
+                raise error
+            return
+        gathered: list = [None] * self.world_size
+        torch.distributed.all_gather_object(gathered, error)
+        for payload in gathered:
+            if payload is not None:
                 raise payload
-        return [item for _, payload in gathered for item in payload]
 
     def broadcast(self, obj: T) -> T:
         """Rank 0's value on every rank (e.g. which search combinations are already cached)."""
