@@ -27,6 +27,8 @@ class GenerationConfig:
     max_len_b: int = 200
     min_len: int = 1
     unk_penalty: float = 0.0
+    lm_path: str | None = None  # shallow fusion: a converted transformer_lm folder (fairseq --lm-path)
+    lm_weight: float = 0.0  # fusion: lprobs += lm_weight * LM log-probs (fairseq --lm-weight)
 
     def __post_init__(self) -> None:
         checks = [
@@ -35,8 +37,8 @@ class GenerationConfig:
             (self.no_repeat_ngram_size >= 0, "no_repeat_ngram_size must be >= 0"),
             (self.min_len >= 0, "min_len must be >= 0"),
             (self.max_len_b >= 0 and self.max_len_a >= 0, "max_len_a and max_len_b must be >= 0"),
-            (all(math.isfinite(v) for v in (self.length_penalty, self.unk_penalty, self.max_len_a)),
-             "length_penalty, unk_penalty and max_len_a must be finite numbers"),
+            (all(math.isfinite(v) for v in (self.length_penalty, self.unk_penalty, self.max_len_a, self.lm_weight)),
+             "length_penalty, unk_penalty, max_len_a and lm_weight must be finite numbers"),
         ]
         for ok, message in checks:
             if not ok:
