@@ -30,11 +30,13 @@ def add_generation_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-len-b", type=int, help="max output length = a * source length + b")
     group.add_argument("--min-len", type=int, help="</s> is forbidden before this many tokens")
     group.add_argument("--unk-penalty", "--unkpen", type=float, help="subtracted from log p(<unk>)")
+    group.add_argument("--lm-path", help="shallow fusion: a converted transformer_lm folder (fairseq --lm-path)")
+    group.add_argument("--lm-weight", type=float, help="shallow fusion weight: lprobs += w * LM log-probs")
 
 
 def generation_kwargs(args: argparse.Namespace) -> dict:
     names = ("num_beams", "length_penalty", "early_stopping", "no_repeat_ngram_size", "max_len_a", "max_len_b",
-             "min_len", "unk_penalty")
+             "min_len", "unk_penalty", "lm_path", "lm_weight")
     return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
 
