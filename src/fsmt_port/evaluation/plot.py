@@ -25,11 +25,15 @@ def numeric_arguments(names: list[str]) -> list[str]:
     return [n for n in names if FIELD_TYPES[n] in (int, float)]
 
 
-def plot_bleu(rows: list[dict], names: list[str], path: str | Path, title: str = "") -> Path | None:
-    """Every combination as a dot, the best BLEU per value as a line; None when nothing is numeric."""
+def plot_bleu(rows: list[dict], names: list[str], path: str | Path, title: str = "",
+              numeric: list[str] | None = None) -> Path | None:
+    """Every combination as a dot, the best BLEU per value as a line; None when nothing is numeric.
+
+    ``numeric``: the names to plot (default: the numeric generation arguments among ``names``).
+    """
     from matplotlib.figure import Figure
 
-    numeric = numeric_arguments(names)
+    numeric = numeric_arguments(names) if numeric is None else numeric
     if not numeric:
         return None
     figure = Figure(figsize=(4.5 * len(numeric), 3.6))
