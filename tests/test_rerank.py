@@ -157,7 +157,7 @@ def test_tune_uses_the_cache_and_reports(folders, tmp_path, capsys):
     base = ["--input", str(tmp_path / "dev.en"), "--reference", str(tmp_path / "dev.de"), "--quiet",
             "--cache-dir", str(tmp_path / "cache"), "--gen-model", str(folders["forward"]), "--score-model1",
             str(folders["forward"]), "--language-model", str(folders["lm"]), "--num-rescore", "8"]
-    assert rerank_main(base + ["--output", str(tmp_path / "a.de")]) == 0
+    assert rerank_main(base + ["--output", str(tmp_path / "a.de"), "--score-path", str(tmp_path / "score.json")]) == 0
     entries = sorted(p.stat().st_mtime_ns for p in (tmp_path / "cache").glob("*.json"))
     assert rerank_main(base + ["--output", str(tmp_path / "b.de"), "--tune", "--tune-param", "weight3", "lenpen",
                                "--lower-bound", "0", "0", "--upper-bound", "1", "2", "--num-trials", "20",
@@ -170,6 +170,17 @@ def test_tune_uses_the_cache_and_reports(folders, tmp_path, capsys):
     trials = (tmp_path / "tune" / "trials.csv").read_text().splitlines()
     assert len(trials) == 1 + best["n_trials"]
     assert max(float(line.split(",")[5]) for line in trials[1:]) == pytest.approx(best["bleu"])
+
+    # the model card puts the reranked BLEU in its evaluation table
+    from fsmt_port.evaluation.model_card import main as card_main
+
+    score = json.loads((tmp_path / "score.json").read_text())
+    assert score["reranking"]["language_model"] == [str(folders["lm"])] and score["num_beams"] == 8
+    assert card_main([str(folders["forward"]), "--scores", str(tmp_path / "score.json"), "--name", "small",
+                      "--out-dir", str(tmp_path / "cards")]) == 0
+    card = (tmp_path / "cards" / "small" / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in card.splitlines() if "reranked" in line)
+    assert f"{score['bleu']:.2f}" in row and "LM lm (w3 1)" in row
 
 
 @pytest.mark.parametrize("extra,message", [

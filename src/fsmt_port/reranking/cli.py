@@ -31,7 +31,7 @@ from fsmt_port.cli import progress_bar, run_cli
 from fsmt_port.errors import ConfigError
 from fsmt_port.files import ERROR_POLICIES, atomic_file, check_can_write, read_lines
 from fsmt_port.reranking.combine import Weights
-from fsmt_port.reranking.components import ScoreRole
+from fsmt_port.reranking.components import NBEST_LENGTH_PENALTY, ScoreRole
 from fsmt_port.reranking.reranker import RerankSetup, compute_components, rerank
 
 BEST_WEIGHTS = "best_weights.json"
@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--output", "-o", required=True, help="the reranked translation of each line (atomic)")
     io.add_argument("--jsonl", help="also write every hypothesis with all its component scores (jsonl)")
     io.add_argument("--reference", help="references for --input: report BLEU; needed by --tune and weight lists")
+    io.add_argument("--score-path", help="with --reference: the reranked output's BLEU as a run_eval-style JSON "
+                                         "(the model card generator reads it)")
     io.add_argument("--force", action="store_true", help="overwrite existing outputs")
     io.add_argument("--cache-dir", help="keep every computed component here: reruns and tuning never "
                                         "translate or score again")
@@ -129,13 +131,15 @@ def run(args: argparse.Namespace) -> dict:
     trials = trial_weights(args)
     if (args.tune or len(trials) > 1) and not args.reference:
         raise ConfigError("--tune and lists of weights choose by BLEU: pass --reference with the dev references")
+    if args.score_path and not args.reference:
+        raise ConfigError("--score-path reports BLEU: pass --reference")
     if args.plot and not args.results_dir:
         raise ConfigError("--plot writes into --results-dir; give one")
     if args.plot:
         from fsmt_port.evaluation.plot import require_matplotlib
 
         require_matplotlib()
-    for path in filter(None, (args.output, args.jsonl)):
+    for path in filter(None, (args.output, args.jsonl, args.score_path)):
         check_can_write(Path(path), args.force, "output file")
     sources = read_lines(args.input, errors=args.encoding_errors)
     references = read_lines(args.reference, errors=args.encoding_errors, what="reference") if args.reference else None
@@ -175,6 +179,8 @@ def run(args: argparse.Namespace) -> dict:
             print(f"reranked: {best['sacrebleu']}\nn-best top-1: {top1['sacrebleu']}", file=sys.stderr)
     chosen, scores = rerank(sentences, weights, setup.backwards, args.normalize)
     summary.setdefault("best", weights.as_dict())
+    if args.score_path:
+        _write_score(args, setup, weights, scorer.score([s["hypos"][c]["text"] for s, c in zip(sentences, chosen)]))
     with atomic_file(Path(args.output), force=True) as handle:
         handle.writelines(s["hypos"][c]["text"] + "\n" for s, c in zip(sentences, chosen))
     if args.jsonl:
@@ -186,6 +192,22 @@ def run(args: argparse.Namespace) -> dict:
                                          "text": sentence["hypos"][best_index]["text"], "weights": weights.as_dict(),
                                          "hypotheses": hypos}, ensure_ascii=False) + "\n")
     return summary
+
+
+def _write_score(args, setup: RerankSetup, weights: Weights, bleu: dict) -> None:
+    """run_eval's score JSON fields plus what was reranked with what."""
+    from fsmt_port.evaluation.report import write_json
+
+    write_json(args.score_path, {
+        **bleu, "n_obs": len(read_lines(args.input, errors=args.encoding_errors)), "model_dirs": setup.gen_model,
+        "input_path": str(args.input), "reference_path": str(args.reference), "num_beams": setup.num_rescore,
+        "length_penalty": NBEST_LENGTH_PENALTY, "device": str(args.device), "dtype": args.dtype,
+        "threads": args.threads, "reranking": {
+            **weights.as_dict(), "normalize": setup.normalize, "num_rescore": setup.num_rescore,
+            "score_model1": setup.score_model1.model_dirs, "backwards1": setup.score_model1.backwards,
+            "score_model2": setup.score_model2.model_dirs if setup.score_model2 else None,
+            "backwards2": setup.score_model2.backwards if setup.score_model2 else False,
+            "language_model": setup.language_model}})
 
 
 def _report(args, rows: list[dict], best: dict, top1: dict, grid: dict | None) -> None:
