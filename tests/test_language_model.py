@@ -167,3 +167,19 @@ def test_shallow_fusion_matches_fairseq(converted, lm_dirs, index):
     plain = expected_lm()["shallow_fusion"]["plain_beam5_same_calls"]["results"]
     changed = sum(p["hypos"][0]["tokens"] != r["hypos"][0]["tokens"] for p, r in zip(plain, results))
     assert changed > 0  # fusion changes translations: the LM is really in the search
+
+
+def test_translate_cli_fuses_with_lm_path(converted, lm_dirs, tmp_path):
+    from fsmt_port.translation.cli import main as translate_main
+
+    config = expected_lm()["shallow_fusion"]["configs"][1]
+    texts = golden.sentence_texts("small-en-de")
+    rows = config["results"][:3]
+    (tmp_path / "in.en").write_text("".join(texts[r["index"]] + "\n" for r in rows), encoding="utf-8")
+    assert translate_main([str(converted("small-en-de")), "--input", str(tmp_path / "in.en"), "--output",
+                           str(tmp_path / "out.jsonl"), "--format", "jsonl", "--num-beams", "5", "--lm-path",
+                           str(lm_dirs["modern"]), "--lm-weight", str(config["lm_weight"]), "--quiet"]) == 0
+    records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    for row, record in zip(rows, records):
+        assert [h["tokens"] for h in record["hypotheses"]] == [h["tokens"] for h in row["hypos"]]
+        assert abs(record["hypotheses"][0]["score"] - row["hypos"][0]["score"]) <= 1e-4

@@ -195,3 +195,22 @@ def test_bad_options_are_one_clear_error(folders, tmp_path, capsys, extra, messa
     assert rerank_main(argv) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_fairseq_checkpoints_are_converted_on_the_fly(folders, tmp_path):
+    """As fairseq's rerank.py, models may be given as checkpoint files (-s/-t give the languages)."""
+    (tmp_path / "in.en").write_text("A man in an orange hat starring at something.\nTwo dogs play.\n", encoding="utf-8")
+    common = ["--input", str(tmp_path / "in.en"), "--num-rescore", "4", "--quiet", "--backwards1",
+              "--weight1", "0.5", "--weight3", "0.3", "--lenpen", "0.7"]
+    pt = ["--gen-model", str(golden.checkpoint_path("small-en-de")), "--score-model1", str(CHANNEL_DIR / "model1.pt"),
+          "--score-model2", str(golden.checkpoint_path("small-en-de")), "--language-model", str(LM_DIR / "model.pt"),
+          "-s", "en", "-t", "de", "--cache-dir", str(tmp_path / "cache")]
+    dirs = ["--gen-model", str(folders["forward"]), "--score-model1", str(folders["channel"]),
+            "--score-model2", str(folders["forward"]), "--language-model", str(folders["lm"])]
+    assert rerank_main(common + pt + ["--output", str(tmp_path / "a.de"), "--jsonl", str(tmp_path / "a.jsonl")]) == 0
+    assert rerank_main(common + dirs + ["--output", str(tmp_path / "b.de"), "--jsonl", str(tmp_path / "b.jsonl")]) == 0
+    assert (tmp_path / "a.de").read_text() == (tmp_path / "b.de").read_text()
+    a = [json.loads(x) for x in (tmp_path / "a.jsonl").read_text().splitlines()]
+    b = [json.loads(x) for x in (tmp_path / "b.jsonl").read_text().splitlines()]
+    assert [r["hypotheses"] for r in a] == [r["hypotheses"] for r in b]
+    assert len(list((tmp_path / "cache" / "converted").iterdir())) == 3  # gen (= score-model2), channel, LM

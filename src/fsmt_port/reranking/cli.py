@@ -20,7 +20,9 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import tempfile
 import os
 import sys
 from pathlib import Path
@@ -28,6 +30,7 @@ from pathlib import Path
 import torch
 
 from fsmt_port.cli import progress_bar, run_cli
+from fsmt_port.evaluation.cache import TranslationCache
 from fsmt_port.errors import ConfigError
 from fsmt_port.files import ERROR_POLICIES, atomic_file, check_can_write, read_lines
 from fsmt_port.reranking.combine import Weights
@@ -66,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--backwards1", "-b1", action="store_true", help="score-model1 is a channel model p(x|y)")
     models.add_argument("--backwards2", "-b2", action="store_true", help="score-model2 is a channel model p(x|y)")
     models.add_argument("--language-model", "-lm", nargs="+", help="target-side language model folder(s)")
+    models.add_argument("--source-lang", "-s", help="fairseq checkpoints (.pt) given as models are converted on the "
+                                                    "fly: the source language of --input (e.g. en)")
+    models.add_argument("--target-lang", "-t", help="... and the target language (e.g. de)")
     weights = parser.add_argument_group("combination (fairseq get_score)")
     weights.add_argument("--weight1", "-a", nargs="+", type=float, default=[1.0], help="weight of score-model1")
     weights.add_argument("--weight2", "-b", nargs="+", type=float, default=[1.0], help="weight of score-model2")
@@ -108,16 +114,38 @@ def trial_weights(args: argparse.Namespace) -> list[Weights]:
     return [Weights(*(v[i] if len(v) > 1 else v[0] for v in lists)) for i in range(n)]
 
 
-def setup_from_args(args: argparse.Namespace, quiet: bool) -> RerankSetup:
-    for folder in (_folders(args.gen_model) or []) + (_folders(args.score_model1) or []) + \
-            (_folders(args.score_model2) or []) + (_folders(args.language_model) or []):
-        if not Path(folder).is_dir():
-            raise ConfigError(f"{folder}: model folder not found; convert the fairseq checkpoint first "
-                              "(python -m fsmt_port.convert)")
+def _model_folders(values: list[str] | None, args: argparse.Namespace, backwards: bool, root: Path
+                   ) -> list[str] | None:
+    """Converted folders of one role; a fairseq checkpoint file (as fairseq's rerank.py takes) is converted
+    first, into ``root`` (languages from --source-lang/--target-lang, swapped for a backwards model)."""
+    from fsmt_port.evaluation.cache import model_fingerprint
+    from fsmt_port.fairseq.convert import convert
+
+    folders = []
+    for path in _folders(values) or []:
+        path = Path(path)
+        if path.is_dir():
+            folders.append(str(path))
+            continue
+        if not path.is_file():
+            raise ConfigError(f"{path}: model folder (or fairseq checkpoint) not found")
+        src, tgt = (args.target_lang, args.source_lang) if backwards else (args.source_lang, args.target_lang)
+        fingerprint = model_fingerprint(path.parent) | {"file": path.name, "langs": [src, tgt]}
+        out = root / f"{TranslationCache.key(fingerprint)[:16]}-{path.parent.name}-{path.stem}"
+        if not (out / "config.json").is_file():
+            convert(path, out, src_lang=src, tgt_lang=tgt, force=True)
+        folders.append(str(out))
+    return folders or None
+
+
+def setup_from_args(args: argparse.Namespace, quiet: bool, root: Path) -> RerankSetup:
     return RerankSetup(
-        gen_model=_folders(args.gen_model), score_model1=ScoreRole(_folders(args.score_model1), args.backwards1),
-        score_model2=ScoreRole(_folders(args.score_model2), args.backwards2) if args.score_model2 else None,
-        language_model=_folders(args.language_model), num_rescore=args.num_rescore, normalize=args.normalize,
+        gen_model=_model_folders(args.gen_model, args, False, root),
+        score_model1=ScoreRole(_model_folders(args.score_model1, args, args.backwards1, root), args.backwards1),
+        score_model2=ScoreRole(_model_folders(args.score_model2, args, args.backwards2, root), args.backwards2)
+        if args.score_model2 else None,
+        language_model=_model_folders(args.language_model, args, False, root), num_rescore=args.num_rescore,
+        normalize=args.normalize,
         batch_size=args.batch_size, device=args.device, dtype=args.dtype, cache_dir=args.cache_dir,
         progress=lambda total, what: progress_bar(total, quiet, what))
 
@@ -151,8 +179,11 @@ def run(args: argparse.Namespace) -> dict:
         from fsmt_port.reranking.tune import FIELD_TYPES
 
         grid = parse_search(args.search, FIELD_TYPES, aliases={})
-    setup = setup_from_args(args, args.quiet)
-    sentences = compute_components(setup, sources)
+    with contextlib.ExitStack() as stack:
+        root = Path(args.cache_dir) / "converted" if args.cache_dir else \
+            Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fsmt_rerank_")))
+        setup = setup_from_args(args, args.quiet, root)
+        sentences = compute_components(setup, sources)
 
     summary: dict = {"n_sentences": len(sources), "num_rescore": args.num_rescore}
     weights = trials[0]
