@@ -178,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     files.add_argument("--src-lang", help="source language, when the checkpoint does not record it")
     files.add_argument("--tgt-lang", help="target language, when the checkpoint does not record it")
     lm = parser.add_argument_group("language models (fairseq transformer_lm: model.pt + dict.txt + bpecodes)")
-    lm.add_argument("--lang", help="language of the LM's text (for --tokenizer moses)")
+    lm.add_argument("--lang", help="moses language of the LM's text (default: en, fairseq's MosesTokenizer "
+                                   "default, which its hub uses for every LM)")
     lm.add_argument("--tokenizer", choices=["moses", "none"],
                     help="text tokenizer before BPE, as fairseq's hub `tokenizer=` (default: the checkpoint's, "
                          "else none); transformer_lm.wmt19.* use moses")

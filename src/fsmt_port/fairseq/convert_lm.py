@@ -70,7 +70,7 @@ def convert_language_model(ckpt: dict, fsmt_path: Path, output_dir: Path, *, dic
                               f"{len(dictionary)} entries; pass the dictionary this model was trained with")
     tokenizer = tokenizer or ("moses" if ckpt.get("tokenizer") == "moses" else "none")
     if tokenizer == "moses" and not lang:
-        raise ConfigError("--tokenizer moses needs the language of the text: pass --lang (e.g. --lang de)")
+        lang = "en"  # fairseq's MosesTokenizerConfig.source_lang default, what its LM hub uses
     version = state.get("decoder.version")
     config = lm_config_from_fairseq_args(
         args, len(dictionary), float(version.reshape(-1)[0]) if version is not None and version.numel() else 1.0,
