@@ -41,8 +41,9 @@ def plot_bleu(rows: list[dict], names: list[str], path: str | Path, title: str =
     for ax, name in zip(axes, numeric):
         ax.scatter([r[name] for r in rows], [r["bleu"] for r in rows], alpha=0.5, label="each combination")
         values = sorted({r[name] for r in rows})
-        ax.plot(values, [max(r["bleu"] for r in rows if r[name] == v) for v in values], marker="o",
-                label="best at this value")
+        if len(values) < len(rows):  # a grid; random-search values are all distinct: dots only
+            ax.plot(values, [max(r["bleu"] for r in rows if r[name] == v) for v in values], marker="o",
+                    label="best at this value")
         ax.set_xlabel(name)
         ax.set_ylabel("BLEU")
         ax.grid(alpha=0.3)
