@@ -78,8 +78,9 @@ import sacrebleu
 
 work, dev, test, nbest = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 refs = (work / "test.de").read_text(encoding="utf-8").splitlines()
+metric = sacrebleu.BLEU()
 def bleu(path):
-    return sacrebleu.BLEU().corpus_score(path.read_text(encoding="utf-8").splitlines(), [refs])
+    return metric.corpus_score(path.read_text(encoding="utf-8").splitlines(), [refs])
 rows = [("model4, beam 5", work / "model4.test.hyp.de"),
         ("4-model ensemble, beam 5", work / "ensemble.test.hyp.de"),
         (f"model4 {nbest}-best, reranked (channel + LM, tuned on dev)", work / "model4.test.reranked.de"),
@@ -93,7 +94,7 @@ for name, path in rows:
         best = json.loads((work / f"tune-{'model4' if name.startswith('model4') else 'ensemble'}" / "best_weights.json").read_text())
         weights = " ".join(f"{k}={v:.3g}" for k, v in best["weights"].items()) + f" (dev BLEU {best['bleu']:.2f}, dev top-1 {best['nbest_top1_bleu']:.2f})"
     lines.append(f"| {name} | {bleu(path).score:.2f} | {weights} |")
-signature = sacrebleu.BLEU().get_signature()
+signature = metric.get_signature()
 text = "\n".join(lines) + f"\n\nsacrebleu {signature}\n"
 (work / "results.md").write_text(text, encoding="utf-8")
 print(text)
