@@ -214,3 +214,13 @@ def test_fairseq_checkpoints_are_converted_on_the_fly(folders, tmp_path):
     b = [json.loads(x) for x in (tmp_path / "b.jsonl").read_text().splitlines()]
     assert [r["hypotheses"] for r in a] == [r["hypotheses"] for r in b]
     assert len(list((tmp_path / "cache" / "converted").iterdir())) == 3  # gen (= score-model2), channel, LM
+
+
+def test_several_folders_per_role_are_an_ensemble():
+    from fsmt_port.reranking.cli import _folders, build_parser
+
+    args = build_parser().parse_args(["--input", "x", "--output", "y", "--gen-model", "m1:m2", "m3",
+                                      "--score-model1", "c1", "c2", "-b1", "-lm", "lm1:lm2"])
+    assert _folders(args.gen_model) == ["m1", "m2", "m3"]
+    assert _folders(args.score_model1) == ["c1", "c2"] and args.backwards1
+    assert _folders(args.language_model) == ["lm1", "lm2"]
