@@ -108,7 +108,7 @@ def test_hf_style_front_end(translators, name, lines):
     assert isinstance(model, FSMTForConditionalGeneration)
     limit = model.config.max_source_positions
     lines = [line if len(tok.encode(line)) <= limit else line[:limit // 2] for line in lines]
-    batch = tok(lines)
+    batch = tok(lines, return_tensors="pt")
     out = model.generate(**batch, num_beams=2, num_return_sequences=2, **FAST)
     assert out.shape[0] == 2 * len(lines) and bool((out[:, 0] == 2).all())
     assert int(out.min()) >= 0 and int(out.max()) < len(tok.tgt_vocab)

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 import golden
+from hub_cache import add_snapshot, folder_files, use_cache
 from fsmt_port.evaluation.model_card import main as card_main
 from fsmt_port.evaluation.run_eval import main as run_eval_main
 
@@ -60,12 +61,45 @@ def test_card_has_metadata_a_working_snippet_and_the_real_scores(converted, scor
 
     # The usage snippet runs against the real folder and prints what the card says it prints.
     (snippet,) = code_blocks(text, "python")
-    assert 'from_pretrained("tiny-en-de")' in snippet
-    expected = snippet.strip().splitlines()[-1].removeprefix("# ")
+    assert 'mname = "tiny-en-de"' in snippet
+    assert run_snippet(snippet.replace('"tiny-en-de"', json.dumps(str(model)))) == claimed_output(snippet)
+
+
+def claimed_output(snippet: str) -> str:
+    """What the card says its snippet prints: the comment after ``print(...)``."""
+    (claim,) = re.findall(r"^print\(.*\)  # (.+)$", snippet, flags=re.M)
+    return claim
+
+
+def run_snippet(code: str) -> str:
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
-        exec(snippet.replace('"tiny-en-de"', json.dumps(str(model))), {})
-    assert stdout.getvalue().strip() == expected and expected
+        exec(code, {})
+    return stdout.getvalue().strip()
+
+
+def test_the_committed_cards_snippet_runs_against_the_folder_and_the_hub_id(converted, tmp_path, monkeypatch):
+    """The python block of model_cards/small-en-de/README.md, as committed, prints what it claims: with the
+    converted folder, and with a hub repo id served from a local hub cache (offline)."""
+    text = (REPO / "model_cards" / "small-en-de" / "README.md").read_text(encoding="utf-8")
+    (snippet,) = code_blocks(text, "python")
+    assert 'mname = "small-en-de"' in snippet and "return_tensors=\"pt\"" in snippet
+    claim = claimed_output(snippet)
+    folder = converted("small-en-de")
+    assert run_snippet(snippet.replace('"small-en-de"', json.dumps(str(folder)))) == claim
+
+    add_snapshot(tmp_path / "hub", "fsmt-port/small-en-de", folder_files(folder))
+    use_cache(monkeypatch, tmp_path / "hub")
+    assert run_snippet(snippet.replace('"small-en-de"', '"fsmt-port/small-en-de"')) == claim
+
+
+def test_a_card_for_a_hub_id_names_the_id(converted, score_file, tmp_path, monkeypatch):
+    add_snapshot(tmp_path / "hub", "fsmt-port/tiny-en-de", folder_files(converted(TINY)))
+    use_cache(monkeypatch, tmp_path / "hub")
+    assert card_main(["fsmt-port/tiny-en-de", "--scores", str(score_file), "--out-dir", str(tmp_path / "cards")]) == 0
+    (snippet,) = code_blocks((tmp_path / "cards" / "tiny-en-de" / "README.md").read_text(encoding="utf-8"), "python")
+    assert 'mname = "fsmt-port/tiny-en-de"' in snippet
+    assert run_snippet(snippet) == claimed_output(snippet)
 
 
 def test_wmt19_names_get_the_wmt19_tag_and_dataset(converted, score_file, tmp_path):

@@ -39,9 +39,15 @@ def search(model, src, ref, out, *extra, search_text=SEARCH) -> int:
 
 
 def parse_table(stdout: str) -> tuple[list[str], list[list[str]]]:
-    lines = [line for line in stdout.splitlines() if line.startswith("|")]
-    header = [c.strip() for c in lines[0].strip("|").split("|")]
-    return header, [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
+    """transformers' run_eval_search table: ``bleu | name | ...``, a dashes line, then the rows."""
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("bleu "))
+    rows = []
+    for line in lines[start + 2:]:
+        if " | " not in line:
+            break
+        rows.append([c.strip() for c in line.split(" | ")])
+    return [c.strip() for c in lines[start].split(" | ")], rows
 
 
 def count_translations(monkeypatch) -> list[str]:
@@ -65,13 +71,14 @@ def test_prints_a_sorted_table_with_one_row_per_combination(setup, capsys):
     assert search(model, src, ref, out, search_text=f"{SEARCH} early_stopping=true") == 0
     stdout = capsys.readouterr().out
     header, rows = parse_table(stdout)
-    assert header == ["num_beams", "length_penalty", "early_stopping", "bleu", "runtime (s)"]
+    assert header == ["bleu", "num_beams", "length_penalty", "early_stopping"]
     assert len(rows) == 4
-    bleus = [float(r[3]) for r in rows]
+    bleus = [float(r[0]) for r in rows]
     assert bleus == sorted(bleus, reverse=True)
-    assert {(r[0], r[1]) for r in rows} == {("1", "0.6"), ("1", "1.1"), ("3", "0.6"), ("3", "1.1")}
-    assert f"best: num_beams={rows[0][0]} length_penalty={rows[0][1]} early_stopping=true" in stdout
-    assert f"as options: --num-beams {rows[0][0]} --length-penalty {rows[0][1]}" in stdout
+    assert {(r[1], r[2]) for r in rows} == {("1", "0.6"), ("1", "1.1"), ("3", "0.6"), ("3", "1.1")}
+    assert all(r[3] == "true" for r in rows)
+    assert f"best: num_beams={rows[0][1]} length_penalty={rows[0][2]} early_stopping=true" in stdout
+    assert f"as options: --num-beams {rows[0][1]} --length-penalty {rows[0][2]}" in stdout
 
     # Every row's BLEU is what an independent translation + sacrebleu gives; OUTPUT is the best one's.
     results = json.loads((tmp / "best.de.search" / "results.json").read_text())

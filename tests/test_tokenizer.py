@@ -159,20 +159,20 @@ def test_call_left_pads_like_fairseq():
     tok = tokenizer("tiny-en-de-joint")
     texts = ["A dog.", "A man in an orange hat starring at something.", ""]
     rows = tok.batch_encode(texts)
-    batch = tok(texts)
+    batch = tok(texts, return_tensors="pt")
     width = max(map(len, rows))
     assert batch["input_ids"].shape == (3, width) and batch["input_ids"].dtype == torch.long
     for row, ids, mask in zip(rows, batch["input_ids"].tolist(), batch["attention_mask"].tolist()):
         assert ids == [1] * (width - len(row)) + row
         assert mask == [0] * (width - len(row)) + [1] * len(row)
-    assert tok(texts, return_tensors=None)["input_ids"][2] == [1] * (width - 1) + [2]
+    assert tok(texts, padding=True)["input_ids"][2] == [1] * (width - 1) + [2]
     single = tok("A dog.", return_tensors="np")
     assert single["input_ids"].tolist() == [rows[0]]
     with pytest.raises(InputError, match="padding=True"):
-        tok(texts, padding=False)
+        tok(texts, return_tensors="pt", padding=False)
     with pytest.raises(ConfigError, match="return_tensors"):
         tok(texts, return_tensors="tf")
-    assert tok([])["input_ids"].shape == (0, 0)
+    assert tok([], return_tensors="pt")["input_ids"].shape == (0, 0)
 
 
 def test_punct_normalization_is_opt_in():

@@ -3,11 +3,11 @@
 Convert a fairseq checkpoint (``python -m fsmt_port.fairseq.convert``), then::
 
     from fsmt_port import FSMTForConditionalGeneration, FSMTTokenizer
-    tok = FSMTTokenizer.from_pretrained("wmt19-en-de")
+    tok = FSMTTokenizer.from_pretrained("wmt19-en-de")   # a converted folder, or a hub id: facebook/wmt19-en-de
     model = FSMTForConditionalGeneration.from_pretrained("wmt19-en-de")
-    batch = tok(["Machine learning is great!"])
+    batch = tok(["Machine learning is great!"], return_tensors="pt")
     out = model.generate(**batch, num_beams=5)
-    print(tok.batch_decode(out))
+    print(tok.batch_decode(out, skip_special_tokens=True))
 """
 
 from fsmt_port.modeling.configuration import FSMTConfig

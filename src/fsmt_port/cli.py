@@ -19,8 +19,26 @@ from fsmt_port.errors import FSMTPortError
 from fsmt_port.files import ERROR_POLICIES
 
 
+class _UnderscoreSpellings:
+    """An argument group whose ``--dashed-options`` also answer to ``--dashed_options`` (transformers' spelling,
+    e.g. ``--num_beams 5`` in transformers' run_eval.py)."""
+
+    def __init__(self, group) -> None:  # what parser.add_argument_group returns
+        self.group = group
+
+    def add_argument(self, *names: str, **kwargs):
+        aliases = ["--" + n[2:].replace("-", "_") for n in names if n.startswith("--") and "-" in n[2:]]
+        return self.group.add_argument(*names, *[a for a in aliases if a not in names], **kwargs)
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The positional MODEL... of every command that loads a translator (several = an ensemble)."""
+    parser.add_argument("model_dirs", nargs="+", metavar="MODEL",
+                        help="converted model folder(s) or hub repo id(s); several = ensemble")
+
+
 def add_generation_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("generation (defaults: the model's generation_config.json)")
+    group = _UnderscoreSpellings(parser.add_argument_group("generation (defaults: the model's generation_config.json)"))
     group.add_argument("--num-beams", "--beam", type=int, help="beam size; 1 = greedy")
     group.add_argument("--length-penalty", "--lenpen", type=float,
                        help="score = sum of log-probs / length ** length_penalty (EOS counted)")
@@ -45,18 +63,36 @@ def add_runtime_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--batch-size", "--bs", type=int, default=None,
                        help="sentences per batch (default: 32 unless --max-tokens is given)")
     group.add_argument("--max-tokens", type=int, default=None, help="padded source tokens per batch")
-    group.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
-    group.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "bf16"],
-                       help="compute dtype (default: %(default)s)")
-    group.add_argument("--quantize", default="none", choices=["none", "int8"],
-                       help="dynamic int8 Linear layers on CPU (default: %(default)s)")
-    group.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    add_device_options(group)
     group.add_argument("--truncate", action="store_true",
                        help="cut inputs longer than the model's max positions instead of failing")
     group.add_argument("--encoding-errors", default="strict", choices=ERROR_POLICIES,
                        help="invalid UTF-8 in the input: fail naming the line, or replace with U+FFFD "
                             "(default: %(default)s)")
     group.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_hub_options(parser: argparse.ArgumentParser) -> None:
+    """``--revision`` and ``--local-files-only``, for models given as hub repo ids (``facebook/wmt19-en-de``)."""
+    group = parser.add_argument_group("hub (when a model is given as an org/name repo id)")
+    group.add_argument("--revision", default=None,
+                       help="branch, tag or commit of the hub repo(s) (default: main)")
+    group.add_argument("--local-files-only", "--local_files_only", action="store_true",
+                       help="use the local hub cache only, never the network (as HF_HUB_OFFLINE=1)")
+
+
+def hub_kwargs(args: argparse.Namespace) -> dict:
+    return {"revision": args.revision, "local_files_only": args.local_files_only}
+
+
+def add_device_options(group) -> None:
+    """Where and how the model runs; shared by the batch CLIs and fsmt-serve."""
+    group.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
+    group.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "bf16"],
+                       help="compute dtype (default: %(default)s)")
+    group.add_argument("--quantize", default="none", choices=["none", "int8"],
+                       help="dynamic int8 Linear layers on CPU (default: %(default)s)")
+    group.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
 
 
 def _bool(text: str) -> bool:

@@ -35,3 +35,20 @@ class OutputExistsError(FSMTPortError, FileExistsError):
 
 class MissingFileError(FSMTPortError, FileNotFoundError):
     """A file the model folder / fairseq archive must contain is not there."""
+
+
+class HubError(FSMTPortError, OSError):
+    """A hub repo id cannot be fetched: missing or gated repo, unknown revision, no network, not cached offline."""
+
+
+class RequestError(InputError):
+    """A ``fsmt-serve`` request that cannot be served as sent; carries the HTTP answer to give.
+
+    ``kind`` names the error in responses and in the ``fsmt_serve_errors_total`` metric; ``limit``
+    names the server option that was exceeded, if any.
+    """
+
+    def __init__(self, message: str, status: int = 422, kind: str = "invalid_request", limit: str | None = None,
+                 retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.status, self.kind, self.limit, self.retry_after = status, kind, limit, retry_after

@@ -21,8 +21,11 @@ class EvalData:
     reference_path: Path
 
 
-def load_eval_data(input_path: str | Path, reference_path: str | Path, errors: str = "strict") -> EvalData:
-    """Read both files with the project's text policy; they must be non-empty and line-aligned."""
+def load_eval_data(input_path: str | Path, reference_path: str | Path, errors: str = "strict",
+                   n_obs: int | None = None) -> EvalData:
+    """Read both files with the project's text policy; they must be non-empty and line-aligned.
+
+    ``n_obs`` > 0 keeps the first ``n_obs`` pairs (transformers' run_eval ``--n_obs``)."""
     sources = read_lines(input_path, errors=errors, what="input")
     references = read_lines(reference_path, errors=errors, what="reference")
     for path, lines, what in ((input_path, sources, "input"), (reference_path, references, "reference")):
@@ -31,6 +34,8 @@ def load_eval_data(input_path: str | Path, reference_path: str | Path, errors: s
     if len(sources) != len(references):
         raise InputError(f"{reference_path}: the reference has {len(references)} lines but the input "
                          f"{input_path} has {len(sources)}; they must align line by line")
+    if n_obs is not None and n_obs > 0:
+        sources, references = sources[:n_obs], references[:n_obs]
     return EvalData(sources, references, Path(input_path), Path(reference_path))
 
 

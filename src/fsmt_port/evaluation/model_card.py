@@ -21,13 +21,15 @@ from pathlib import Path
 
 from safetensors import safe_open
 
-from fsmt_port.cli import run_cli
+from fsmt_port.cli import add_hub_options, hub_kwargs, run_cli
 from fsmt_port.modeling.configuration import FSMTConfig
 from fsmt_port.errors import ConfigError, InputError
 from fsmt_port.evaluation.report import markdown_table
 from fsmt_port.files import atomic_file
 from fsmt_port.generation.config import GenerationConfig
-from fsmt_port.translation.translator import Translator
+from fsmt_port.hub import resolve_model_dir
+from fsmt_port.modeling.model import FSMTForConditionalGeneration, read_weights
+from fsmt_port.tokenization.tokenizer import FSMTTokenizer
 
 EXAMPLES = {
     "en": "Machine learning is great, isn't it?",
@@ -67,6 +69,8 @@ def front_matter(config: FSMTConfig, name: str, license_id: str, datasets: list[
 
 
 def count_parameters(model_dir: Path) -> int:
+    if not (model_dir / "model.safetensors").is_file():  # a transformers folder: pytorch_model.bin
+        return sum(t.numel() for t in read_weights(model_dir).values())
     with safe_open(str(model_dir / "model.safetensors"), framework="pt") as handle:
         total = 0
         for key in handle.keys():
@@ -99,20 +103,35 @@ def describe_model(config: FSMTConfig, model_dir: Path, name: str) -> str:
 
 
 def usage(model_ref: str, config: FSMTConfig, example: str, output: str) -> str:
-    return ("## Usage\n\n```python\nfrom fsmt_port import Translator\n\n"
-            f"translator = Translator.from_pretrained({json.dumps(model_ref)})  # the converted model folder\n"
-            f"results = translator.translate([{json.dumps(example, ensure_ascii=False)}])\n"
-            "print(results[0].hypotheses[0].text)\n"
-            f"# {output}\n```\n\nFrom the command line (`run_eval` scores a test set the same way):\n\n"
+    """transformers' conventions (as on the facebook/wmt19-* cards), then the text API and the command lines."""
+    ref = json.dumps(model_ref)
+    return ("## Usage\n\n```python\nfrom fsmt_port import FSMTForConditionalGeneration, FSMTTokenizer\n\n"
+            f"mname = {ref}  # the converted model folder, or its hub repo id\n"
+            "tokenizer = FSMTTokenizer.from_pretrained(mname)\n"
+            "model = FSMTForConditionalGeneration.from_pretrained(mname)\n\n"
+            f"input = {json.dumps(example, ensure_ascii=False)}\n"
+            "input_ids = tokenizer.encode(input, return_tensors=\"pt\")\n"
+            "outputs = model.generate(input_ids)\n"
+            "decoded = tokenizer.decode(outputs[0], skip_special_tokens=True)\n"
+            f"print(decoded)  # {output}\n```\n\n"
+            "Whole files, with length-sorted batching and ensembles, go through `Translator.from_pretrained(mname)"
+            ".translate(lines)`; from the command line (`run_eval` scores a test set the same way):\n\n"
             f"```bash\necho {json.dumps(example, ensure_ascii=False)} | fsmt-translate {model_ref}\n"
             f"run_eval {model_ref} test.{config.src_lang} hyps.{config.tgt_lang} "
             f"--reference-path test.{config.tgt_lang} --score-path score.json\n```\n")
 
 
+def model_names(score: dict) -> list[str]:
+    """Hub ids as given, local folders by their name (older score files have only ``model_dirs``)."""
+    given = score.get("models") or score["model_dirs"]
+    return [ref if Path(ref).resolve() != Path(resolved).resolve() else Path(resolved).name
+            for ref, resolved in zip(given, score["model_dirs"])]
+
+
 def evaluation(scores: list[dict], fairseq_bleu: list[float | None], notes: list[str]) -> str:
     rows = []
     for score, theirs in zip(scores, fairseq_bleu):
-        models = [Path(d).name for d in score["model_dirs"]]
+        models = model_names(score)
         label = " + ".join(models) + (f" (ensemble of {len(models)})" if len(models) > 1 else "")
         rows.append({
             "models": label + reranked_by(score.get("reranking")),
@@ -189,6 +208,13 @@ def notes_and_limitations(config: FSMTConfig) -> str:
 """
 
 
+def snippet_output(model_dir: Path, example: str) -> str:
+    """What the usage snippet prints, computed the snippet's way."""
+    tokenizer = FSMTTokenizer.from_pretrained(model_dir)
+    model = FSMTForConditionalGeneration.from_pretrained(model_dir, device="cpu")
+    return tokenizer.decode(model.generate(tokenizer.encode(example, return_tensors="pt"))[0], skip_special_tokens=True)
+
+
 def build_card(model_dir: str | Path, score_paths: list[str], fairseq_bleu: list[float | None] | None = None,
                name: str | None = None, model_ref: str | None = None, license_id: str = "apache-2.0",
                datasets: list[str] | None = None, example: str | None = None, notes: list[str] | None = None) -> str:
@@ -203,7 +229,7 @@ def build_card(model_dir: str | Path, score_paths: list[str], fairseq_bleu: list
         raise ConfigError(f"--fairseq-bleu has {len(fairseq_bleu)} values for {len(scores)} --scores files; "
                           "give one per score file, in the same order ('-' for unknown)")
     example = example or EXAMPLES.get(config.src_lang, EXAMPLES["en"])
-    output = Translator.from_pretrained(model_dir, device="cpu").translate([example])[0].hypotheses[0].text
+    output = snippet_output(model_dir, example)
     return "\n".join([
         front_matter(config, name, license_id, datasets or infer_datasets(name, scores)),
         describe_model(config, model_dir, name),
@@ -226,7 +252,7 @@ def _bleu_or_unknown(text: str) -> float | None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fsmt_port.evaluation.model_card", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model_dir", metavar="MODEL_DIR", help="converted model folder the card describes")
+    parser.add_argument("model_dir", metavar="MODEL", help="converted model folder (or hub repo id) the card describes")
     inputs = parser.add_argument_group("evaluation inputs")
     inputs.add_argument("--scores", nargs="+", required=True, metavar="SCORE.json",
                         help="run_eval --score-path files; one table row each")
@@ -237,7 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     card = parser.add_argument_group("card")
     card.add_argument("--name", default=None, help="model name (default: the folder's name)")
     card.add_argument("--model-ref", default=None,
-                      help="what the usage snippet passes to from_pretrained (default: the name)")
+                      help="what the usage snippet passes to from_pretrained (default: the hub id if MODEL is "
+                           "one, else the name)")
     card.add_argument("--out-dir", default="model_cards", help="cards go to OUT_DIR/NAME/README.md "
                                                                "(default: %(default)s)")
     card.add_argument("--license", default="apache-2.0", help="license id for the front matter (default: %(default)s)")
@@ -246,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "files' names)")
     card.add_argument("--example", default=None, help="source sentence of the usage snippet (default: one per "
                                                       "source language)")
+    add_hub_options(parser)
     return parser
 
 
@@ -253,8 +281,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     def job() -> None:
-        name = args.name or Path(args.model_dir).resolve().name
-        text = build_card(args.model_dir, args.scores, args.fairseq_bleu, name=name, model_ref=args.model_ref,
+        model_dir = resolve_model_dir(args.model_dir, **hub_kwargs(args))
+        from_hub = model_dir != Path(args.model_dir).expanduser()
+        name = args.name or (args.model_dir.split("/")[-1] if from_hub else model_dir.resolve().name)
+        model_ref = args.model_ref or (args.model_dir if from_hub else None)
+        text = build_card(model_dir, args.scores, args.fairseq_bleu, name=name, model_ref=model_ref,
                           license_id=args.license, datasets=args.datasets, example=args.example, notes=args.note)
         path = Path(args.out_dir) / name / "README.md"
         with atomic_file(path) as handle:

@@ -1,4 +1,4 @@
-"""Writing results: text and JSON atomically, CSV, and markdown tables for the terminal."""
+"""Writing results: text and JSON atomically, CSV, markdown tables and the search's score table."""
 
 from __future__ import annotations
 
@@ -48,4 +48,14 @@ def markdown_table(rows: Sequence[dict], columns: Sequence[str], headers: Sequen
     lines = ["| " + " | ".join(headers) + " |",
              "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
     lines += ["| " + " | ".join(format_cell(r.get(c), formats.get(c, "g")) for c in columns) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def score_table(ranked: Sequence[dict], names: Sequence[str], score: str = "bleu") -> str:
+    """transformers' run_eval_search table: ``bleu | num_beams | ...``, aligned columns, rows as given (best first)."""
+    columns = [score, *names]
+    cells = [[f"{row[score]:.2f}", *(format_cell(row[n]) for n in names)] for row in ranked]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = [" | ".join(f"{c:{w}}" for c, w in zip(columns, widths)), " | ".join("-" * w for w in widths)]
+    lines += [" | ".join(f"{v:>{w}}" for v, w in zip(r, widths)) for r in cells]
     return "\n".join(lines) + "\n"

@@ -4,6 +4,8 @@ Example::
 
     run_eval wmt19-en-de newstest2019.en hyps.de --reference-path newstest2019.de \\
         --score-path score.json --num-beams 5 --length-penalty 1.0 --bs 32
+    run_eval facebook/wmt19-en-de val.source out.txt --reference_path val.target \\
+        --score_path scores.json --task translation --bs 32          # transformers' spellings, a hub id
     run_eval m1 m2 m3 m4 test.en hyps.de --reference-path test.de   # 4-model ensemble
     torchrun --nproc_per_node 4 -m fsmt_port.evaluation.run_eval wmt19-en-de test.en hyps.de --reference-path test.de
 
@@ -16,6 +18,7 @@ a single process would.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -33,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="run_eval", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_eval_arguments(parser)
-    parser.add_argument("--score-path", default=None, metavar="SCORE.json",
+    parser.add_argument("--score-path", "--score_path", default=None, metavar="SCORE.json",
                         help="where the JSON results go (default: OUTPUT.score.json)")
     return parser
 
@@ -67,6 +70,8 @@ def evaluate(args: argparse.Namespace) -> dict | None:
         }
         write_lines(args.output, run.hypotheses)
         write_json(score_path, results)
+        if args.dump_args:
+            print(json.dumps(results, ensure_ascii=False))
         print(f"{results['sacrebleu']}\n{n_obs} sentences in {results['runtime']:.1f} s; "
               f"wrote {args.output} and {score_path}", file=sys.stderr)
         return results

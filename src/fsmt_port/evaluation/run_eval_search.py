@@ -4,12 +4,15 @@ Example::
 
     run_eval_search wmt19-en-de newstest2018.en best.de --reference-path newstest2018.de \\
         --search "num_beams=5:8 length_penalty=0.6:0.8:1.0:1.1 early_stopping=true:false" --plot
+    run_eval_search facebook/wmt19-en-de val.source out.txt --reference_path val.target \\
+        --score_path bleu.json --bs 32 --task translation --search="num_beams=5:8 early_stopping=true:false"
 
 Every combination of the listed values is translated (any generation argument
 can be searched; fixed ones go in the usual options), scored with sacrebleu BLEU
 against references whose statistics are computed once, and printed as a
-markdown table, best first. OUTPUT receives the best combination's
-translations; RESULTS_DIR gets results.json, results.csv (and bleu_vs_args.png).
+table in transformers' run_eval_search form (``bleu | num_beams | ...``), best first. OUTPUT receives the best combination's
+translations; RESULTS_DIR gets results.json, results.csv (and bleu_vs_args.png); ``--score-path``
+gets a copy of results.json.
 Each combination's translations are cached as soon as they are done, so a
 rerun after an interruption only translates what is missing. ``--update-config``
 writes the best values into each model folder's generation_config.json.
@@ -33,7 +36,7 @@ from fsmt_port.evaluation.distributed import shutdown
 from fsmt_port.evaluation.grid import as_options, describe, expand, generation_fields, parse_search
 from fsmt_port.evaluation.options import add_eval_arguments
 from fsmt_port.evaluation.plot import plot_bleu, require_matplotlib
-from fsmt_port.evaluation.report import markdown_table, write_csv, write_json, write_lines
+from fsmt_port.evaluation.report import score_table, write_csv, write_json, write_lines
 from fsmt_port.evaluation.scoring import BleuScorer
 from fsmt_port.evaluation.session import Session, start_session
 
@@ -48,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     search = parser.add_argument_group("search")
     search.add_argument("--search", required=True, metavar='"NAME=V1:V2 ..."',
                         help='values to try, e.g. "num_beams=5:8 length_penalty=0.6:1.1 early_stopping=true:false"')
+    search.add_argument("--score-path", "--score_path", default=None, metavar="SCORE.json",
+                        help="also write the results JSON here (default: only RESULTS_DIR/results.json)")
     search.add_argument("--results-dir", default=None,
                         help="results.json, results.csv, the plot and cache/ (default: OUTPUT.search)")
     search.add_argument("--plot", action="store_true",
@@ -69,8 +74,15 @@ def search(args: argparse.Namespace) -> dict | None:
         raise ConfigError(f"{', '.join(both)} is both searched and fixed by an option; drop one of them")
     if args.plot:
         require_matplotlib()
+    if args.update_config:
+        hub_ids = [d for d in args.model_dirs if not Path(d).is_dir()]
+        if hub_ids:
+            raise ConfigError(f"--update-config writes into the model folder, and {hub_ids[0]} is a hub repo id "
+                              "(its cached snapshot is shared); download it to a folder (hf download ID "
+                              "--local-dir DIR) and search on DIR")
     results_dir = Path(args.results_dir) if args.results_dir else Path(f"{args.output}.search")
-    session = start_session(args, [args.output, results_dir / "results.json"])
+    outputs = [args.output, results_dir / "results.json"] + ([args.score_path] if args.score_path else [])
+    session = start_session(args, outputs)
     try:
         return _run_grid(session, grid, fixed, results_dir)
     finally:
@@ -82,7 +94,7 @@ def _run_grid(session: Session, grid: dict, fixed: dict, results_dir: Path) -> d
     combinations = expand(grid)
     resolved = [session.resolved_generation(**combo) for combo in combinations]  # invalid values fail now
     cache = TranslationCache(results_dir / "cache")
-    base = base_key_fields(args.model_dirs, args.input, {"encoding_errors": args.encoding_errors,
+    base = base_key_fields(session.model_dirs, args.input, {"encoding_errors": args.encoding_errors,
                                                          "truncate": args.truncate},
                            {"dtype": args.dtype, "quantize": args.quantize,
                             "device": session.translator.models[0].device.type})
@@ -141,10 +153,13 @@ def _report(session: Session, grid: dict, fixed: dict, rows: list[dict], best_hy
     }
     write_lines(args.output, best_hypotheses)
     write_json(results_dir / "results.json", results)
+    if args.score_path:
+        write_json(args.score_path, results)
     write_csv(results_dir / "results.csv", results["results"], [*generation_fields(best), *ROW_FIELDS])
-    table = markdown_table(ranked, [*names, "bleu", "runtime"], [*names, "bleu", "runtime (s)"],
-                           formats={"bleu": ".2f", "runtime": ".1f"})
-    print(f"\n{table}\nbest: {describe(best_values)} (BLEU {best['bleu']:.2f}, {best['signature']})")
+    print(f"\n{score_table(ranked, names)}")
+    if args.info:
+        print(f"Info: {args.info}\n")
+    print(f"best: {describe(best_values)} (BLEU {best['bleu']:.2f}, {best['signature']})")
     print(f"as options: {as_options(best_values)}")
     if args.plot:
         plot = plot_bleu(ranked, names, results_dir / PLOT_NAME, title=f"{Path(args.input).name}: {args.search}")
@@ -156,7 +171,7 @@ def _report(session: Session, grid: dict, fixed: dict, rows: list[dict], best_hy
                       "reference_file": str(Path(args.reference_path).resolve()), "bleu": round(best["bleu"], 4),
                       "signature": best["signature"], "model_dirs": results["model_dirs"],
                       "date": datetime.date.today().isoformat()}
-        for model_dir in args.model_dirs:
+        for model_dir in session.model_dirs:
             print(f"updated {update_generation_config(model_dir, best_values, provenance)}", file=sys.stderr)
     print(f"wrote {args.output} (best translations) and {results_dir}/results.json, results.csv", file=sys.stderr)
     return results

@@ -12,7 +12,9 @@ import sacrebleu
 import torch
 
 from fsmt_port import __version__
-from fsmt_port.cli import generation_kwargs
+from fsmt_port.cli import generation_kwargs, hub_kwargs
+from fsmt_port.evaluation.options import check_eval_arguments
+from fsmt_port.hub import resolve_model_dir
 from fsmt_port.generation import resolve_generation_config
 from fsmt_port.translation.translator import Translator
 from fsmt_port.evaluation.data import EvalData, check_output_path, load_eval_data
@@ -26,6 +28,7 @@ class Session:
     data: EvalData
     translator: Translator
     load_seconds: float
+    model_dirs: list[Path]  # local folders: as given, or the hub cache snapshot of a repo id
 
     def resolved_generation(self, **overrides) -> dict:
         """Every generation argument as it will be used (model defaults + command line + ``overrides``)."""
@@ -36,7 +39,9 @@ class Session:
         """How the run was made, for the JSON results."""
         args = self.args
         return {
-            "model_dirs": [str(Path(d).resolve()) for d in args.model_dirs],
+            "model_dirs": [str(d.resolve()) for d in self.model_dirs],
+            "models": list(args.model_dirs),  # as given: folders or hub repo ids
+            "revision": args.revision,
             "input_path": str(Path(args.input).resolve()),
             "reference_path": str(Path(args.reference_path).resolve()),
             "dtype": args.dtype,
@@ -56,13 +61,15 @@ class Session:
 
 def start_session(args: argparse.Namespace, outputs: list[str | Path]) -> Session:
     """Cheap checks first (data, output paths), then the process group and the model(s)."""
+    check_eval_arguments(args)
     if args.threads:
         torch.set_num_threads(args.threads)
-    data = load_eval_data(args.input, args.reference_path, errors=args.encoding_errors)
+    data = load_eval_data(args.input, args.reference_path, errors=args.encoding_errors, n_obs=args.n_obs)
     for output in outputs:
         check_output_path(output)
     context = init_from_env(args.device)
     start = time.perf_counter()
-    translator = Translator.from_pretrained(args.model_dirs, device=context.device(args.device), dtype=args.dtype,
+    model_dirs = [resolve_model_dir(d, **hub_kwargs(args)) for d in args.model_dirs]
+    translator = Translator.from_pretrained(model_dirs, device=context.device(args.device), dtype=args.dtype,
                                             quantize=args.quantize)
-    return Session(args, context, data, translator, time.perf_counter() - start)
+    return Session(args, context, data, translator, time.perf_counter() - start, model_dirs)

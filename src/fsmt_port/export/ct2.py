@@ -34,7 +34,7 @@ from typing import Sequence
 
 import torch
 
-from fsmt_port.cli import run_cli
+from fsmt_port.cli import add_hub_options, hub_kwargs, run_cli
 from fsmt_port.modeling.configuration import FSMTConfig
 from fsmt_port.errors import ConfigError
 from fsmt_port.files import atomic_directory, check_can_write
@@ -180,8 +180,9 @@ def _set_ffn(spec, layer) -> None:
 
 
 def export_ct2(model_dir: str | Path, output_dir: str | Path, quantization: str | None = None,
-               force: bool = False) -> Path:
-    """Write a CTranslate2 model for the converted folder ``model_dir``; returns ``output_dir``."""
+               force: bool = False, revision: str | None = None, local_files_only: bool = False) -> Path:
+    """Write a CTranslate2 model for the converted folder (or hub repo id) ``model_dir``; returns ``output_dir``."""
+    from fsmt_port.hub import resolve_model_dir
     from fsmt_port.modeling.model import FSMTForConditionalGeneration
     from fsmt_port.tokenization.tokenizer import FSMTTokenizer
 
@@ -190,17 +191,19 @@ def export_ct2(model_dir: str | Path, output_dir: str | Path, quantization: str 
     if quantization is not None and quantization not in QUANTIZATIONS:
         raise ConfigError(f"unknown quantization {quantization!r}; expected one of {', '.join(QUANTIZATIONS)}")
     check_can_write(output_dir, force, "output folder")
+    model_ref = str(model_dir)
+    model_dir = resolve_model_dir(model_dir, revision=revision, local_files_only=local_files_only)
     config = FSMTConfig.from_pretrained(model_dir)
     reasons = unsupported_features(config)
     if reasons:
-        raise ConfigError(f"{model_dir}: CTranslate2 cannot run this model: " + "; ".join(reasons))
+        raise ConfigError(f"{model_ref}: CTranslate2 cannot run this model: " + "; ".join(reasons))
     model = FSMTForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32, device="cpu")
     tokenizer = FSMTTokenizer.from_pretrained(model_dir)
     spec = build_spec(model, tokenizer.src_dict.symbols, tokenizer.tgt_dict.symbols)
     del model
     spec.validate()
     spec.optimize(quantization=quantization)
-    info = {"exported_from": str(Path(model_dir).resolve().name), "quantization": quantization or "float32",
+    info = {"exported_from": model_ref if model_ref != str(model_dir) else str(Path(model_dir).resolve().name), "quantization": quantization or "float32",
             "source_tokens": "fairseq dictionary symbols, id i = token i; '<pad>' is written '<blank>'",
             "source_must_end_with": "</s>", "decoder_start_token": "</s>"}
     with atomic_directory(output_dir, force=force) as tmp:
@@ -215,11 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__.split("\n\n")[0] + "\n\nexample:\n  python -m fsmt_port.export.ct2 "
         "wmt19-en-de wmt19-en-de-ct2 --quantization int8",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model_dir", help="folder written by fsmt_port.fairseq.convert")
+    parser.add_argument("model_dir", help="folder written by fsmt_port.fairseq.convert, or a hub repo id")
     parser.add_argument("output_dir", help="CTranslate2 model folder to write")
     parser.add_argument("--quantization", choices=QUANTIZATIONS,
                         help="weight type of the CTranslate2 model (default: float32)")
     parser.add_argument("--force", action="store_true", help="replace an existing output folder")
+    add_hub_options(parser)
     return parser
 
 
@@ -227,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     def job() -> None:
-        out = export_ct2(args.model_dir, args.output_dir, quantization=args.quantization, force=args.force)
+        out = export_ct2(args.model_dir, args.output_dir, quantization=args.quantization, force=args.force,
+                         **hub_kwargs(args))
         print(f"wrote {out}", file=sys.stderr)
 
     return run_cli(job)

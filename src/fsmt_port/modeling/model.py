@@ -44,17 +44,19 @@ class FSMTForConditionalGeneration(nn.Module):
     # --- loading and saving --------------------------------------------------------
     @classmethod
     def from_pretrained(cls, model_dir: str | os.PathLike, dtype: str | torch.dtype | None = None,
-                        device: str | torch.device | None = None, trust_checkpoint: bool = False,
-                        ) -> "FSMTForConditionalGeneration":
-        """Load a folder written by ``fsmt_port.fairseq.convert`` or by transformers' FSMT.
+                        device: str | torch.device | None = None, trust_checkpoint: bool = False, *,
+                        revision: str | None = None, local_files_only: bool = False,
+                        cache_dir: str | os.PathLike | None = None) -> "FSMTForConditionalGeneration":
+        """Load a folder written by ``fsmt_port.fairseq.convert`` or by transformers' FSMT, or a hub repo id
+        (``facebook/wmt19-en-de``; ``revision``, ``local_files_only``, ``cache_dir`` as in huggingface_hub).
 
         ``dtype`` (fp32/fp16/bf16) is the compute dtype; weights stored in fp16 are
         upcast to fp32 by default, as fairseq's hub does.
         """
-        model_dir = Path(model_dir)
-        if not model_dir.is_dir():
-            raise ConfigError(f"{model_dir}: model folder not found; convert a checkpoint first "
-                              "(python -m fsmt_port.fairseq.convert --fsmt-path MODEL.pt --output-dir DIR)")
+        from fsmt_port.hub import CONFIG_FILES, WEIGHT_FILES, resolve_model_dir
+
+        model_dir = resolve_model_dir(model_dir, revision=revision, local_files_only=local_files_only,
+                                      files=CONFIG_FILES + WEIGHT_FILES, cache_dir=cache_dir)
         config = FSMTConfig.from_pretrained(model_dir)
         with torch.device("meta"):  # no memory, no random init: the weights come from the file
             model = cls(config, GenerationConfig.from_pretrained(model_dir))

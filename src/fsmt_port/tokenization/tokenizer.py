@@ -36,6 +36,7 @@ from fsmt_port.fairseq.dictionary import (
     to_bpe_vocab,
 )
 from fsmt_port.errors import ConfigError, InputError, MissingFileError
+from fsmt_port.tokenization.batch_encoding import BatchEncoding
 
 SRC_VOCAB_FILE = "vocab-src.json"
 TGT_VOCAB_FILE = "vocab-tgt.json"
@@ -146,9 +147,14 @@ class FSMTTokenizer:
         )
 
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike, **overrides) -> "FSMTTokenizer":
-        """Load a converted model folder (transformers FSMT tokenizer layout)."""
-        folder = os.fspath(folder)
+    def from_pretrained(cls, folder: str | os.PathLike, *, revision: str | None = None,
+                        local_files_only: bool = False, cache_dir: str | os.PathLike | None = None,
+                        **overrides) -> "FSMTTokenizer":
+        """Load a converted model folder (transformers FSMT tokenizer layout) or a hub repo id."""
+        from fsmt_port.hub import TOKENIZER_FILES, resolve_model_dir
+
+        folder = os.fspath(resolve_model_dir(folder, revision=revision, local_files_only=local_files_only,
+                                             files=TOKENIZER_FILES, cache_dir=cache_dir))
         config = _read_json(os.path.join(folder, CONFIG_FILE), "tokenizer config")
         if not isinstance(config, dict) or "langs" not in config:
             raise ConfigError(
@@ -223,36 +229,47 @@ class FSMTTokenizer:
 
     # --- source side ---------------------------------------------------------
 
-    def encode(self, text: str) -> list[int]:
-        """``hub.encode(text)``: source ids ending with ``</s>`` (2), no ``<s>``."""
-        return self._ids(self.moses_tokenize(text, self.src_lang), self._src_word_ids)
+    def encode(self, text: str, return_tensors: str | None = None):
+        """``hub.encode(text)``: source ids ending with ``</s>`` (2), no ``<s>``.
+
+        A list; with ``return_tensors="pt"``/``"np"`` a (1, length) tensor/array, as transformers'
+        ``tokenizer.encode(text, return_tensors="pt")``.
+        """
+        ids = self._ids(self.moses_tokenize(text, self.src_lang), self._src_word_ids)
+        return ids if return_tensors is None else _as_tensor([ids], return_tensors)
 
     def batch_encode(self, texts: Iterable[str]) -> list[list[int]]:
         return [self.encode(t) for t in _text_list(texts)]
 
-    def __call__(self, texts, return_tensors: str | None = "pt", padding: bool = True) -> dict:
-        """HF-style batch: ``input_ids`` LEFT-padded with ``<pad>`` (1) like fairseq, ``attention_mask``."""
+    def __call__(self, texts, return_tensors: str | None = None, padding: bool | str | None = None
+                 ) -> BatchEncoding:
+        """transformers' convention: ``input_ids`` and ``attention_mask`` as lists (one list for one str,
+        a list of lists for a list), or (batch, length) tensors with ``return_tensors="pt"``/``"np"``.
+
+        Padding is on the LEFT with ``<pad>`` (1), like fairseq. ``padding=None`` (default) pads exactly
+        when tensors are asked for; ``True``/``"longest"`` always pads, ``False``/``"do_not_pad"`` never.
+        """
+        single = isinstance(texts, str)
         rows = self.batch_encode(texts)
+        if padding is None:
+            padding = return_tensors is not None
+        if padding not in (True, False, "longest", "do_not_pad"):
+            raise ConfigError(f"padding must be True/'longest' or False/'do_not_pad'; got {padding!r} "
+                              "(fsmt_port pads to the longest sentence, on the left as fairseq)")
         width = max((len(r) for r in rows), default=0)
-        if padding:
+        if padding in (True, "longest"):
             masks = [[0] * (width - len(r)) + [1] * len(r) for r in rows]
             rows = [[self.pad_token_id] * (width - len(r)) + r for r in rows]
         else:
             masks = [[1] * len(r) for r in rows]
-        batch = {"input_ids": rows, "attention_mask": masks}
         if return_tensors is None:
-            return batch
+            if single:
+                return BatchEncoding({"input_ids": rows[0], "attention_mask": masks[0]})
+            return BatchEncoding({"input_ids": rows, "attention_mask": masks})
         if any(len(r) != width for r in rows):
             raise InputError("sequences have different lengths; pass padding=True to return tensors")
-        if return_tensors == "pt":
-            import torch
-
-            return {k: torch.tensor(v, dtype=torch.long).reshape(len(rows), width) for k, v in batch.items()}
-        if return_tensors == "np":
-            import numpy as np
-
-            return {k: np.asarray(v, dtype=np.int64).reshape(len(rows), width) for k, v in batch.items()}
-        raise ConfigError(f"return_tensors must be 'pt', 'np' or None; got {return_tensors!r}")
+        return BatchEncoding({"input_ids": _as_tensor(rows, return_tensors, width),
+                              "attention_mask": _as_tensor(masks, return_tensors, width)})
 
     # --- target side ---------------------------------------------------------
 
@@ -264,9 +281,16 @@ class FSMTTokenizer:
         """``hub.string``: ``</s>``/``<s>`` dropped, ``<unk>``/``<pad>`` printed, ``@@`` kept."""
         return self.tgt_dict.string(_as_id_list(ids))
 
-    def decode(self, ids) -> str:
-        """``hub.decode``: string -> remove ``@@ `` -> moses detokenize (target language)."""
+    def decode(self, ids, skip_special_tokens: bool = False) -> str:
+        """``hub.decode``: string -> remove ``@@ `` -> moses detokenize (target language).
+
+        As fairseq, ``</s>``/``<s>`` are dropped and ``<unk>``/``<pad>`` print as words; with
+        ``skip_special_tokens=True`` (transformers' option, what a padded ``generate()`` row needs)
+        ``<unk>`` and ``<pad>`` are dropped too. ``ids``: a list, a 1-D tensor or array.
+        """
         skip = (self.eos_token_id, self.bos_token_id)
+        if skip_special_tokens:
+            skip += (self.pad_token_id, self.unk_token_id)
         pieces, n = self._tgt_pieces, len(self._tgt_pieces)
         words: list[str] = []
         pending: list[str] = []  # non-final pieces waiting for the end of their word
@@ -288,8 +312,23 @@ class FSMTTokenizer:
         # fairseq splits on any whitespace (and drops empty words) before detokenizing.
         return self.moses_detokenize(" ".join(words).split(), self.tgt_lang)
 
-    def batch_decode(self, batch) -> list[str]:
-        return [self.decode(ids) for ids in batch]
+    def batch_decode(self, batch, skip_special_tokens: bool = False) -> list[str]:
+        """``decode`` of each row (a list of id lists, or a 2-D tensor such as ``generate()``'s output)."""
+        return [self.decode(ids, skip_special_tokens=skip_special_tokens) for ids in batch]
+
+
+def _as_tensor(rows: list[list[int]], return_tensors: str, width: int | None = None):
+    """(len(rows), width) int64 tensor ("pt") or array ("np"); ``reshape`` keeps the shape of an empty batch."""
+    width = len(rows[0]) if width is None else width
+    if return_tensors == "pt":
+        import torch
+
+        return torch.tensor(rows, dtype=torch.long).reshape(len(rows), width)
+    if return_tensors == "np":
+        import numpy as np
+
+        return np.asarray(rows, dtype=np.int64).reshape(len(rows), width)
+    raise ConfigError(f"return_tensors must be 'pt', 'np' or None; got {return_tensors!r}")
 
 
 def _text_list(texts) -> list[str]:

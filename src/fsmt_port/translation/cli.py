@@ -17,7 +17,8 @@ from typing import Iterator
 
 import torch
 
-from fsmt_port.cli import add_generation_options, add_runtime_options, generation_kwargs, progress_bar
+from fsmt_port.cli import add_generation_options, add_hub_options, add_model_arguments, add_runtime_options
+from fsmt_port.cli import generation_kwargs, hub_kwargs, progress_bar
 from fsmt_port.cli import run_cli
 from fsmt_port.errors import ConfigError
 from fsmt_port.files import atomic_file, check_can_write, sigterm_as_interrupt
@@ -46,7 +47,7 @@ def format_lines(results: list[Translation], fmt: str, nbest: int | None) -> Ite
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fsmt-translate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model_dirs", nargs="+", help="converted model folder(s); several = ensemble")
+    add_model_arguments(parser)
     io = parser.add_argument_group("input and output")
     io.add_argument("--input", "-i", default="-", help="source text, one sentence per line (default: stdin)")
     io.add_argument("--output", "-o", default="-", help="where to write (default: stdout); written atomically")
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--force", action="store_true", help="overwrite an existing --output")
     add_generation_options(parser)
     add_runtime_options(parser)
+    add_hub_options(parser)
     return parser
 
 
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.output != "-":  # fail now, not after translating everything
             check_can_write(Path(args.output), args.force, "output file")
         translator = Translator.from_pretrained(args.model_dirs, device=args.device, dtype=args.dtype,
-                                                quantize=args.quantize)
+                                                quantize=args.quantize, **hub_kwargs(args))
         lines = read_lines(args.input, errors=args.encoding_errors)
         beams = kwargs.get("num_beams", translator.generation_config.num_beams)
         if args.nbest is not None and args.nbest > beams:

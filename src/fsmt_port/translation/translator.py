@@ -19,6 +19,7 @@ import torch
 from fsmt_port.errors import ConfigError, InputError
 from fsmt_port.generation import Hypothesis, SequenceGenerator, resolve_generation_config
 from fsmt_port.generation.config import GenerationConfig
+from fsmt_port.hub import resolve_model_dir
 from fsmt_port.modeling.model import FSMTForConditionalGeneration, resolve_dtype
 from fsmt_port.tokenization.tokenizer import FSMTTokenizer
 
@@ -79,8 +80,10 @@ class Translator:
 
     @classmethod
     def from_pretrained(cls, model_dirs: Sequence[str | os.PathLike] | str | os.PathLike,
-                        device: str | None = None, dtype: str | None = None, quantize: str = "none",
-                        ) -> "Translator":
+                        device: str | None = None, dtype: str | None = None, quantize: str = "none", *,
+                        revision: str | None = None, local_files_only: bool = False,
+                        cache_dir: str | os.PathLike | None = None) -> "Translator":
+        """Model folder(s) or hub repo id(s) (several = an ensemble); ``revision`` applies to every hub id."""
         if isinstance(model_dirs, (str, os.PathLike)):
             model_dirs = [model_dirs]
         if not model_dirs:
@@ -88,6 +91,8 @@ class Translator:
         device = resolve_device(device)
         if quantize not in QUANTIZATIONS:
             raise ConfigError(f"unknown quantization {quantize!r}; expected one of {QUANTIZATIONS}")
+        model_dirs = [resolve_model_dir(d, revision=revision, local_files_only=local_files_only, cache_dir=cache_dir)
+                      for d in model_dirs]
         models = [FSMTForConditionalGeneration.from_pretrained(d, dtype=dtype, device=device) for d in model_dirs]
         if quantize == "int8":
             if device.type != "cpu" or resolve_dtype(dtype) != torch.float32:
