@@ -4,6 +4,7 @@ Example::
 
     python convert/recipes.py wmt19-en-de ~/data/wmt19.en-de.joined-dict.ensemble wmt19-en-de
     python convert/recipes.py wmt16-en-de-dist-6-1 ~/data wmt16-en-de-dist-6-1   # finds the archive by name
+    python convert/recipes.py wmt19-lm-de ~/data/wmt19.de wmt19-lm-de              # a WMT19 transformer_lm
     python convert/recipes.py --list
 
 ARCHIVE is the extracted archive folder, a folder that contains it under its
@@ -66,6 +67,33 @@ RECIPES = {
 TARBALLS = (".tar.gz", ".tgz", ".tar.bz2", ".tar")
 
 
+@dataclass(frozen=True)
+class LMRecipe:
+    """A fairseq ``transformer_lm`` archive (model.pt + dict.txt + bpecodes)."""
+
+    archive: str
+    lang: str  # the language of its text (documentation; the moses rules are fairseq's hub default)
+    checkpoint: str = "model.pt"
+    url: str = ""
+
+
+#: The WMT19 language models of the noisy-channel systems (fairseq ``transformer_lm.wmt19.{en,de,ru}``).
+#: fairseq's hub loads them with ``tokenizer="moses"`` and no language, i.e. MosesTokenizerConfig's
+#: default source_lang "en" for all three; we tokenize exactly so (``--lang en``).
+LM_RECIPES = {
+    f"wmt19-lm-{lang}": LMRecipe(f"wmt19.{lang}", lang, url=FAIRSEQ + f"lm/wmt19.{lang}.tar.gz")
+    for lang in ("en", "de", "ru")
+}
+#: Noisy-channel reranking of each WMT19 direction: the reverse direction as the channel model
+#: (``--score-model1 ... --backwards1``) and the target-side LM (``--language-model``).
+NOISY_CHANNEL = {
+    "wmt19-en-de": {"channel": "wmt19-de-en", "lm": "wmt19-lm-de"},
+    "wmt19-de-en": {"channel": "wmt19-en-de", "lm": "wmt19-lm-en"},
+    "wmt19-en-ru": {"channel": "wmt19-ru-en", "lm": "wmt19-lm-ru"},
+    "wmt19-ru-en": {"channel": "wmt19-en-ru", "lm": "wmt19-lm-en"},
+}
+
+
 @contextlib.contextmanager
 def opened_archive(recipe: Recipe, path: Path, checkpoint: str) -> Iterator[Path]:
     """The folder holding ``checkpoint``: ``path`` itself, ``path/<archive name>``, or an extracted tarball."""
@@ -118,8 +146,10 @@ def archive_files(recipe: Recipe, folder: Path, original: Path, files_from: Path
 
 def convert_recipe(name: str, archive: str | Path, output_dir: str | Path, *, checkpoint: str | None = None,
                    files_from: str | Path | None = None, force: bool = False, dtype: str = "keep") -> Path:
+    if name in LM_RECIPES:
+        return convert_lm_recipe(name, archive, output_dir, force=force, dtype=dtype)
     if name not in RECIPES:
-        raise ConfigError(f"unknown recipe {name!r}; expected one of {', '.join(RECIPES)}")
+        raise ConfigError(f"unknown recipe {name!r}; expected one of {', '.join(RECIPES)}, {', '.join(LM_RECIPES)}")
     recipe = RECIPES[name]
     checkpoint = checkpoint or recipe.checkpoint
     archive = Path(archive)
@@ -131,10 +161,28 @@ def convert_recipe(name: str, archive: str | Path, output_dir: str | Path, *, ch
                        generation_overrides={"length_penalty": recipe.length_penalty})
 
 
+def convert_lm_recipe(name: str, archive: str | Path, output_dir: str | Path, *, force: bool = False,
+                      dtype: str = "keep") -> Path:
+    recipe = LM_RECIPES[name]
+    archive = Path(archive)
+    as_recipe = Recipe(recipe.archive, recipe.checkpoint, recipe.lang, recipe.lang, 1.0, url=recipe.url)
+    with opened_archive(as_recipe, archive, recipe.checkpoint) as folder:
+        dictionary = find_file(["dict.txt"], [folder])
+        codes = find_file(["bpecodes", "code"], [folder])
+        if dictionary is None or codes is None:
+            raise MissingFileError(f"{folder}: dict.txt and bpecodes must be next to {recipe.checkpoint}")
+        return convert(folder / recipe.checkpoint, output_dir, tgt_dict=str(dictionary), bpecodes=str(codes),
+                       lang="en", tokenizer="moses", force=force, storage_dtype=dtype)
+
+
 def recipes_table() -> str:
     lines = ["| recipe | archive | checkpoint | pair | length_penalty | dictionaries from |", "|---|---|---|---|---:|---|"]
     lines += [f"| {n} | {r.archive} | {r.checkpoint} | {r.src}-{r.tgt} | {r.length_penalty} | "
               f"{r.companion or 'the archive'} |" for n, r in RECIPES.items()]
+    lines += [f"| {n} | {r.archive} | {r.checkpoint} | {r.lang} (language model) | | the archive |"
+              for n, r in LM_RECIPES.items()]
+    lines += ["", "| noisy-channel reranking of | channel model (--backwards1) | language model |", "|---|---|---|"]
+    lines += [f"| {n} | {r['channel']} | {r['lm']} |" for n, r in NOISY_CHANNEL.items()]
     return "\n".join(lines)
 
 
@@ -151,7 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python convert/recipes.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--list", action=ListAction, help="print the known recipes and exit")
-    parser.add_argument("recipe", choices=list(RECIPES), metavar="RECIPE", help="one of: " + ", ".join(RECIPES))
+    parser.add_argument("recipe", choices=list(RECIPES) + list(LM_RECIPES), metavar="RECIPE",
+                        help="one of: " + ", ".join(list(RECIPES) + list(LM_RECIPES)))
     parser.add_argument("archive", metavar="ARCHIVE", help="extracted archive folder, its parent, or the tarball")
     parser.add_argument("output_dir", metavar="OUT_DIR", help="converted model folder to write")
     options = parser.add_argument_group("options")
@@ -172,7 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     def job() -> None:
         out = convert_recipe(args.recipe, args.archive, args.output_dir, checkpoint=args.checkpoint,
                              files_from=args.files_from, force=args.force, dtype=args.dtype)
-        print(f"wrote {out} (length_penalty {RECIPES[args.recipe].length_penalty})", file=sys.stderr)
+        what = (f"length_penalty {RECIPES[args.recipe].length_penalty}" if args.recipe in RECIPES
+                else "language model")
+        print(f"wrote {out} ({what})", file=sys.stderr)
 
     return run_cli(job)
 

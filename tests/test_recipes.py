@@ -121,3 +121,30 @@ def test_eval_and_search_scripts_run_on_a_converted_model(converted, tmp_path):
     out = tmp_path / "eval_out" / model.name
     assert json.loads((out / "test.en.score.json").read_text())["n_obs"] == 6
     assert len(json.loads((out / "test.en.search" / "results.json").read_text())["results"]) == 2
+
+
+@pytest.mark.parametrize("name", ["wmt19-lm-de", "wmt19-lm-en"])
+def test_language_model_recipes_convert_a_transformer_lm_archive(name, tmp_path):
+    """The WMT19 LM archives (model.pt, dict.txt, bpecodes), played by the small German LM fixture."""
+    recipe = recipes.LM_RECIPES[name]
+    folder = tmp_path / "data" / recipe.archive
+    folder.mkdir(parents=True)
+    for file in ("model.pt", "dict.txt", "bpecodes"):
+        shutil.copy(golden.FIXTURES / "small-en-de-lm" / file, folder / file)
+    out = tmp_path / name
+    assert recipes.main([name, str(tmp_path / "data"), str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_type"] == "fsmt_port_lm" and config["tokenizer"] == "moses" and config["lang"] == "en"
+    from fsmt_port import LanguageModel
+
+    lm = LanguageModel.from_pretrained(out)
+    assert lm.score("Ein Mann.").tokens == lm.tokenizer.tgt_dict.encode_line("Ein Mann .")[:-1]  # moses splits "."
+
+
+def test_every_noisy_channel_role_has_a_recipe():
+    for direction, roles in recipes.NOISY_CHANNEL.items():
+        assert direction in recipes.RECIPES and roles["channel"] in recipes.RECIPES
+        assert roles["lm"] in recipes.LM_RECIPES
+        reverse = recipes.RECIPES[roles["channel"]]
+        assert (reverse.src, reverse.tgt) == (recipes.RECIPES[direction].tgt, recipes.RECIPES[direction].src)
+        assert recipes.LM_RECIPES[roles["lm"]].lang == recipes.RECIPES[direction].tgt

@@ -16,7 +16,8 @@ from fsmt_port.generation.config import GenerationConfig
 from fsmt_port.modeling.model import FSMTForConditionalGeneration
 from fsmt_port.tokenization.tokenizer import FSMTTokenizer
 from fsmt_port.translation.translator import Translator
+from fsmt_port.scoring.language_model import LanguageModel
 
 __version__ = "0.1.0"
 __all__ = ["FSMTConfig", "FSMTForConditionalGeneration", "FSMTPortError", "FSMTTokenizer", "GenerationConfig",
-           "Translator", "__version__"]
+           "LanguageModel", "Translator", "__version__"]

@@ -71,6 +71,8 @@ def add_generation_options(parser: argparse.ArgumentParser) -> None:
                             "(fsmt-translate: --prefix-file; run_eval: the reference, as fairseq-generate)")
     modes.add_argument("--print-alignment", nargs="?", const="hard", choices=["hard", "soft"],
                        help="attach alignments (hard: src-tgt token pairs; soft: weights) to each hypothesis")
+    modes.add_argument("--lm-path", help="shallow fusion: a converted transformer_lm folder (fairseq --lm-path)")
+    modes.add_argument("--lm-weight", type=float, help="shallow fusion weight: lprobs += w * LM log-probs")
 
 
 MODE_OPTIONS = ("sampling", "sampling_topk", "sampling_topp", "temperature", "seed", "diverse_beam_groups",
@@ -79,7 +81,7 @@ MODE_OPTIONS = ("sampling", "sampling_topk", "sampling_topp", "temperature", "se
 
 def generation_kwargs(args: argparse.Namespace) -> dict:
     names = ("num_beams", "length_penalty", "early_stopping", "no_repeat_ngram_size", "max_len_a", "max_len_b",
-             "min_len", "unk_penalty") + MODE_OPTIONS
+             "min_len", "unk_penalty") + MODE_OPTIONS + ("lm_path", "lm_weight")
     return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
 

@@ -19,8 +19,8 @@ FIELD_TYPES = {f.name: type(f.default) for f in fields(GenerationConfig)}
 TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 
-def _typed(name: str, text: str):
-    kind = FIELD_TYPES[name]
+def _typed(name: str, text: str, field_types: dict | None = None):
+    kind = (field_types or FIELD_TYPES)[name]
     lowered = text.strip().lower()
     if kind is bool:
         if lowered in TRUE or lowered in FALSE:
@@ -32,20 +32,25 @@ def _typed(name: str, text: str):
         raise ConfigError(f"--search {name}: {text!r} is not a valid {kind.__name__}") from None
 
 
-def parse_search(text: str) -> dict[str, list]:
-    """``"a=1:2 b=x"`` -> ``{"a": [1, 2], "b": [x]}`` with typed values and canonical names."""
+def parse_search(text: str, field_types: dict | None = None, aliases: dict | None = None) -> dict[str, list]:
+    """``"a=1:2 b=x"`` -> ``{"a": [1, 2], "b": [x]}`` with typed values and canonical names.
+
+    The names are generation arguments unless ``field_types`` (name -> type) says otherwise.
+    """
+    field_types = field_types or FIELD_TYPES
+    aliases = FAIRSEQ_NAMES if aliases is None else aliases
     grid: dict[str, list] = {}
     for term in text.split():
         name, sep, values = term.partition("=")
-        canonical = FAIRSEQ_NAMES.get(name.replace("-", "_"), name.replace("-", "_"))
+        canonical = aliases.get(name.replace("-", "_"), name.replace("-", "_"))
         if not sep or not values:
             raise ConfigError(f"--search term {term!r} must look like name=value1:value2")
-        if canonical not in FIELD_TYPES:
-            raise ConfigError(f"--search: unknown generation argument {name!r}; expected one of "
-                              f"{sorted(FIELD_TYPES)}")
+        if canonical not in field_types:
+            what = "generation argument" if field_types is FIELD_TYPES else "argument"
+            raise ConfigError(f"--search: unknown {what} {name!r}; expected one of {sorted(field_types)}")
         if canonical in grid:
             raise ConfigError(f"--search: {canonical} is given twice; list all its values in one term")
-        typed = [_typed(canonical, v) for v in values.split(":") if v.strip()]
+        typed = [_typed(canonical, v, field_types) for v in values.split(":") if v.strip()]
         if not typed:
             raise ConfigError(f"--search term {term!r} has no values")
         grid[canonical] = list(dict.fromkeys(typed))  # drop repeats, keep order

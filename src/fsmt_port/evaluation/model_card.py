@@ -132,8 +132,9 @@ def evaluation(scores: list[dict], fairseq_bleu: list[float | None], notes: list
     rows = []
     for score, theirs in zip(scores, fairseq_bleu):
         models = model_names(score)
+        label = " + ".join(models) + (f" (ensemble of {len(models)})" if len(models) > 1 else "")
         rows.append({
-            "models": " + ".join(models) + (f" (ensemble of {len(models)})" if len(models) > 1 else ""),
+            "models": label + reranked_by(score.get("reranking")),
             "test set": Path(score["input_path"]).name, "sentences": score["n_obs"],
             "num_beams": score["num_beams"], "length_penalty": str(score["length_penalty"]),
             "fairseq BLEU": theirs if theirs is not None else "–", "fsmt_port BLEU": score["bleu"],
@@ -147,6 +148,23 @@ def evaluation(scores: list[dict], fairseq_bleu: list[float | None], notes: list
             "\nBLEU is sacrebleu on detokenized output, `" + "`, `".join(signatures) + "`; the fairseq column is "
             "what fairseq's own generation scored on the same test set.\n")
     return text + "".join(f"\n{note}\n" for note in notes)
+
+
+def reranked_by(reranking: dict | None) -> str:
+    """``, 50-best reranked: channel de-en, LM lm-de (weights ...)`` for an fsmt-rerank --score-path file."""
+    if not reranking:
+        return ""
+    roles = []
+    for n in ("1", "2"):
+        dirs = reranking.get(f"score_model{n}")
+        if dirs:
+            kind = "channel" if reranking.get(f"backwards{n}") else "direct"
+            roles.append(f"{kind} {' + '.join(Path(d).name for d in dirs)} (w{n} {reranking[f'weight{n}']:.3g})")
+    if reranking.get("language_model"):
+        roles.append(f"LM {' + '.join(Path(d).name for d in reranking['language_model'])} "
+                     f"(w3 {reranking['weight3']:.3g})")
+    return (f", {reranking['num_rescore']}-best reranked: " + ", ".join(roles)
+            + f", lenpen {reranking['lenpen']:.3g}")
 
 
 def defaults(model_dir: Path) -> str:

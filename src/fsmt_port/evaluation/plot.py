@@ -25,11 +25,15 @@ def numeric_arguments(names: list[str]) -> list[str]:
     return [n for n in names if FIELD_TYPES[n] in (int, float)]
 
 
-def plot_bleu(rows: list[dict], names: list[str], path: str | Path, title: str = "") -> Path | None:
-    """Every combination as a dot, the best BLEU per value as a line; None when nothing is numeric."""
+def plot_bleu(rows: list[dict], names: list[str], path: str | Path, title: str = "",
+              numeric: list[str] | None = None) -> Path | None:
+    """Every combination as a dot, the best BLEU per value as a line; None when nothing is numeric.
+
+    ``numeric``: the names to plot (default: the numeric generation arguments among ``names``).
+    """
     from matplotlib.figure import Figure
 
-    numeric = numeric_arguments(names)
+    numeric = numeric_arguments(names) if numeric is None else numeric
     if not numeric:
         return None
     figure = Figure(figsize=(4.5 * len(numeric), 3.6))
@@ -37,8 +41,9 @@ def plot_bleu(rows: list[dict], names: list[str], path: str | Path, title: str =
     for ax, name in zip(axes, numeric):
         ax.scatter([r[name] for r in rows], [r["bleu"] for r in rows], alpha=0.5, label="each combination")
         values = sorted({r[name] for r in rows})
-        ax.plot(values, [max(r["bleu"] for r in rows if r[name] == v) for v in values], marker="o",
-                label="best at this value")
+        if len(values) < len(rows):  # a grid; random-search values are all distinct: dots only
+            ax.plot(values, [max(r["bleu"] for r in rows if r[name] == v) for v in values], marker="o",
+                    label="best at this value")
         ax.set_xlabel(name)
         ax.set_ylabel("BLEU")
         ax.grid(alpha=0.3)

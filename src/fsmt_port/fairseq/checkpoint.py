@@ -124,7 +124,16 @@ def load_fairseq_checkpoint(path: str | Path, trust: bool = False) -> dict:
     cfg = ckpt.get("cfg")
     if isinstance(cfg, dict) and isinstance(cfg.get("generation"), (dict, argparse.Namespace)):
         generation = _as_dict(cfg["generation"])
-    return {"model": state, "args": args, "generation": generation}
+    return {"model": state, "args": args, "generation": generation, "tokenizer": _tokenizer_name(ckpt)}
+
+
+def _tokenizer_name(ckpt: dict) -> str | None:
+    """The text tokenizer the checkpoint was trained with (``cfg.tokenizer._name`` or 2019 ``args.tokenizer``)."""
+    cfg = ckpt.get("cfg")
+    if isinstance(cfg, dict) and cfg.get("tokenizer") is not None:
+        return _as_dict(cfg["tokenizer"]).get("_name")
+    name = _as_dict(ckpt.get("args")).get("tokenizer")
+    return name if isinstance(name, str) else None
 
 
 def _as_dict(obj: Any) -> dict:

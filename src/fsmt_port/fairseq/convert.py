@@ -26,6 +26,8 @@ from fsmt_port.fairseq.dictionary import FairseqDictionary, to_bpe_vocab
 from fsmt_port.tokenization.bpe import read_bpecodes
 from fsmt_port.errors import CheckpointError, ConfigError
 from fsmt_port.fairseq.arch import config_from_fairseq_args
+from fsmt_port.fairseq.convert_lm import convert_language_model
+from fsmt_port.fairseq.lm_arch import is_language_model
 from fsmt_port.fairseq.weights import convert_state_dict
 from fsmt_port.files import atomic_directory, check_can_write
 from fsmt_port.generation.config import GenerationConfig
@@ -74,13 +76,24 @@ def sha256(path: Path) -> str:
 def convert(fsmt_path: str | Path, output_dir: str | Path, *, src_lang: str | None = None,
             tgt_lang: str | None = None, src_dict: str | None = None, tgt_dict: str | None = None,
             bpecodes: str | None = None, force: bool = False, trust_checkpoint: bool = False,
-            storage_dtype: str = "keep", generation_overrides: dict | None = None) -> Path:
-    """Convert one checkpoint; returns the output folder. See the module docstring."""
+            storage_dtype: str = "keep", generation_overrides: dict | None = None,
+            lang: str | None = None, tokenizer: str | None = None) -> Path:
+    """Convert one checkpoint; returns the output folder. See the module docstring.
+
+    A ``transformer_lm`` checkpoint (recognised from its task/arch) becomes a language
+    model folder: ``dict.txt`` (or ``tgt_dict``) and ``bpecodes`` beside it, no language
+    pair; ``lang``/``tokenizer`` say how its text is tokenized (``moses`` needs ``lang``).
+    """
     fsmt_path, output_dir = Path(fsmt_path), Path(output_dir)
     check_can_write(output_dir, force, "output folder")
     folder = fsmt_path.parent
     ckpt = load_fairseq_checkpoint(fsmt_path, trust=trust_checkpoint)
     args, state = ckpt["args"], ckpt["model"]
+    if is_language_model(args):
+        return convert_language_model(
+            ckpt, fsmt_path, output_dir, dict_path=tgt_dict, bpecodes=find_bpecodes(folder, bpecodes),
+            lang=lang or tgt_lang, tokenizer=tokenizer, force=force, storage_dtype=STORAGE_DTYPES[storage_dtype],
+            provenance={"converted_from": fsmt_path.name, "checkpoint_sha256": sha256(fsmt_path)})
     src, tgt = resolve_langs(args, src_lang, tgt_lang, folder)
     src_dictionary = load_dictionary(Path(src_dict) if src_dict else folder / f"dict.{src}.txt", "source dictionary")
     tgt_dictionary = load_dictionary(Path(tgt_dict) if tgt_dict else folder / f"dict.{tgt}.txt", "target dictionary")
@@ -164,6 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
     files.add_argument("--bpecodes", help="fastBPE codes (default: bpecodes, or code)")
     files.add_argument("--src-lang", help="source language, when the checkpoint does not record it")
     files.add_argument("--tgt-lang", help="target language, when the checkpoint does not record it")
+    lm = parser.add_argument_group("language models (fairseq transformer_lm: model.pt + dict.txt + bpecodes)")
+    lm.add_argument("--lang", help="moses language of the LM's text (default: en, fairseq's MosesTokenizer "
+                                   "default, which its hub uses for every LM)")
+    lm.add_argument("--tokenizer", choices=["moses", "none"],
+                    help="text tokenizer before BPE, as fairseq's hub `tokenizer=` (default: the checkpoint's, "
+                         "else none); transformer_lm.wmt19.* use moses")
     opts = parser.add_argument_group("options")
     opts.add_argument("--dtype", choices=sorted(STORAGE_DTYPES), default="keep",
                       help="storage dtype of model.safetensors (default: %(default)s = as in the checkpoint)")
@@ -183,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         out = convert(args.fsmt_path, args.output_dir, src_lang=args.src_lang, tgt_lang=args.tgt_lang,
                       src_dict=args.src_dict, tgt_dict=args.tgt_dict, bpecodes=args.bpecodes, force=args.force,
                       trust_checkpoint=args.trust_checkpoint, storage_dtype=args.dtype,
-                      generation_overrides=overrides)
+                      generation_overrides=overrides, lang=args.lang, tokenizer=args.tokenizer)
         print(f"wrote {out}", file=sys.stderr)
 
     return run_cli(job)

@@ -39,6 +39,8 @@ class GenerationConfig:
     match_source_len: bool = False
     constraints: str | None = None  # "ordered" | "unordered": how per-sentence constraints are met
     print_alignment: str | None = None  # "hard" | "soft"
+    lm_path: str | None = None  # shallow fusion: a converted transformer_lm folder (fairseq --lm-path)
+    lm_weight: float = 0.0  # fusion: lprobs += lm_weight * LM log-probs (fairseq --lm-weight)
 
     def __post_init__(self) -> None:
         if self.print_alignment is True:  # fairseq's bare --print-alignment means hard
@@ -53,9 +55,9 @@ class GenerationConfig:
             (self.max_len_b >= 0 and self.max_len_a >= 0, "max_len_a and max_len_b must be >= 0"),
             (all(math.isfinite(v) for v in (self.length_penalty, self.unk_penalty, self.max_len_a,
                                              self.temperature, self.sampling_topp, self.diverse_beam_strength,
-                                             self.diversity_rate)),
-             "length_penalty, unk_penalty, max_len_a, temperature, sampling_topp, diverse_beam_strength and "
-             "diversity_rate must be finite numbers"),
+                                             self.diversity_rate, self.lm_weight)),
+             "length_penalty, unk_penalty, max_len_a, temperature, sampling_topp, diverse_beam_strength, "
+             "diversity_rate and lm_weight must be finite numbers"),
             *_mode_checks(self),
         ]
         for ok, message in checks:

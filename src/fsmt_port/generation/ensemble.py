@@ -3,10 +3,16 @@
 Each model keeps its own encoder output and cache. Per step the log-probs are
 combined as ``logsumexp_i(lprobs_i) - log(N)``, the log of the averaged
 probabilities; a single model's log-softmax is used as it is.
+
+Shallow fusion (fairseq's ``--lm-path``/``--lm-weight``): a language model reads the
+same target prefix (its own incremental cache, reordered with the beams) and
+``lm_weight * its log-softmax`` is added to the combined log-probs, before any
+search rule (pad, unk penalty, lengths) is applied, as in fairseq's SequenceGenerator.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -16,7 +22,7 @@ from fsmt_port.errors import ConfigError
 
 
 class EnsembleDecoder:
-    def __init__(self, models: list) -> None:
+    def __init__(self, models: list, lm=None, lm_weight: float = 0.0) -> None:
         if not models:
             raise ConfigError("an ensemble needs at least one model")
         first = models[0].config
@@ -32,6 +38,10 @@ class EnsembleDecoder:
         self.temperature = 1.0  # logits are divided by it before the log-softmax (fairseq: every mode)
         self.record_attention = False  # keep ``attention`` per step, for alignments
         self.attention: torch.Tensor | None = None  # (rows, S): last layer's encoder attention, mean over heads
+        if lm is not None and lm.config.vocab_size != self.vocab_size:
+            raise ConfigError(f"the fusion language model has {lm.config.vocab_size} symbols, the translation "
+                              f"model's target dictionary {self.vocab_size}; fusion needs the same dictionary")
+        self.lm, self.lm_weight, self.lm_cache = lm, lm_weight, None
 
     @property
     def max_target_positions(self) -> int:
@@ -49,6 +59,8 @@ class EnsembleDecoder:
             cache = model.model.decoder.start(encoder_out)
             cache.record_attention = self.record_attention
             self.caches.append(cache)
+        if self.lm is not None:
+            self.lm_cache = self.lm.decoder.start()
 
     def step(self, last_tokens: torch.Tensor) -> torch.Tensor:
         """last_tokens: (rows, 1) -> float32 log-probs (rows, V) for the next token."""
@@ -66,9 +78,36 @@ class EnsembleDecoder:
             if len(self.caches) > 1:
                 self.attention.div_(len(self.caches))
         if len(all_lprobs) == 1:
-            return all_lprobs[0]
-        return torch.logsumexp(torch.stack(all_lprobs, dim=0), dim=0) - math.log(len(all_lprobs))
+            lprobs = all_lprobs[0]
+        else:
+            lprobs = torch.logsumexp(torch.stack(all_lprobs, dim=0), dim=0) - math.log(len(all_lprobs))
+        if self.lm is not None:
+            decoder = self.lm.decoder
+            lm_logits = decoder.logits(decoder(last_tokens, self.lm_cache)[:, -1, :])
+            lprobs += F.log_softmax(lm_logits.float(), dim=-1) * self.lm_weight
+        return lprobs
 
     def reorder(self, rows: torch.Tensor, sentences: torch.Tensor | None) -> None:
         for cache in self.caches:
             cache.reorder(rows, sentences)
+        if self.lm_cache is not None:
+            self.lm_cache.reorder(rows, None)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_fusion_lm(path: str, device: str, dtype: torch.dtype):
+    from fsmt_port.modeling.language_model import TransformerLM, is_language_model_dir
+
+    if not is_language_model_dir(path):
+        raise ConfigError(f"lm_path={path!r} is not a converted language model folder; convert the fairseq "
+                          "transformer_lm checkpoint with python -m fsmt_port.convert --fsmt-path model.pt "
+                          "--output-dir LM and pass LM")
+    return TransformerLM.from_pretrained(path, dtype=dtype, device=device)
+
+
+def fusion_lm(config, models: list):
+    """The language model of ``config.lm_path`` (None without one or with ``lm_weight == 0``), loaded
+    once per folder on the translation models' device and dtype."""
+    if not config.lm_path or not config.lm_weight:
+        return None
+    return _load_fusion_lm(str(config.lm_path), str(models[0].device), models[0].dtype)

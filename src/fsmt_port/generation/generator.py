@@ -34,7 +34,7 @@ import torch
 
 from fsmt_port.errors import ConfigError, InputError
 from fsmt_port.generation.config import GenerationConfig
-from fsmt_port.generation.ensemble import EnsembleDecoder
+from fsmt_port.generation.ensemble import EnsembleDecoder, fusion_lm
 from fsmt_port.generation.ngram import block_repeated_ngrams
 from fsmt_port.generation.alignment import extract_alignment
 from fsmt_port.generation.batch_order import hub_order
@@ -60,7 +60,8 @@ class SequenceGenerator:
     def __init__(self, models: list, config: GenerationConfig, pad: int = 1, eos: int = 2, unk: int = 3,
                  decoder: EnsembleDecoder | None = None) -> None:
         # ``decoder`` lets tests drive the search with scripted log-probs.
-        self.decoder = decoder if decoder is not None else EnsembleDecoder(models)
+        self.decoder = decoder if decoder is not None else EnsembleDecoder(
+            models, fusion_lm(config, models), config.lm_weight)
         self.config = config
         self.pad, self.eos, self.unk = pad, eos, unk
         self.search = build_search(config, self.decoder.vocab_size, eos)

@@ -26,11 +26,11 @@ class DecoderCache:
     CHUNK = 16
 
     def __init__(self, memory_k: list[torch.Tensor], memory_v: list[torch.Tensor],
-                 memory_mask: torch.Tensor | None) -> None:
-        self.memory_k = memory_k  # per layer: (sentences, H, S, hd)
+                 memory_mask: torch.Tensor | None, layers: int | None = None) -> None:
+        self.memory_k = memory_k  # per layer: (sentences, H, S, hd); empty for a language model
         self.memory_v = memory_v
         self.memory_mask = memory_mask  # additive (sentences, 1, 1, S), -inf at padding; None = no padding
-        self.layers = len(memory_k)
+        self.layers = len(memory_k) if layers is None else layers
         self.record_attention = False  # keep the last layer's encoder attention (alignments)
         self.attention: torch.Tensor | None = None  # (rows, T, S), mean over heads, when recorded
         self.length = 0  # target positions already cached

@@ -72,6 +72,19 @@ class FSMTConfig:
         ):
             raise ConfigError("share_all_embeddings needs equal source/target vocabularies and embedding sizes")
 
+    # --- the decoder's shape as fairseq's TransformerDecoder reads it (shared with LMConfig) ---
+    @property
+    def decoder_input_dim(self) -> int:
+        return self.decoder_embed_dim
+
+    @property
+    def decoder_output_dim(self) -> int:
+        return self.decoder_embed_dim
+
+    @property
+    def decoder_cross_attention(self) -> bool:
+        return True
+
     # --- transformers compatibility -------------------------------------------------
     def transformers_incompatibilities(self) -> list[str]:
         """What transformers' FSMT (post-norm, sinusoidal, relu/gelu) cannot express."""

@@ -53,26 +53,30 @@ class EncoderLayer(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    def __init__(self, dim: int, memory_dim: int, ffn_dim: int, heads: int, activation: str,
+    """fairseq's ``TransformerDecoderLayer``; ``memory_dim=None`` is its ``no_encoder_attn``
+    form (a language model's layer: self-attention and feed-forward only)."""
+
+    def __init__(self, dim: int, memory_dim: int | None, ffn_dim: int, heads: int, activation: str,
                  normalize_before: bool, eps: float) -> None:
         super().__init__()
         self.normalize_before = normalize_before
         self.self_attn = SelfAttention(dim, heads)
         self.self_attn_layer_norm = nn.LayerNorm(dim, eps=eps)
-        self.encoder_attn = CrossAttention(dim, memory_dim, heads)
-        self.encoder_attn_layer_norm = nn.LayerNorm(dim, eps=eps)
+        self.encoder_attn = None if memory_dim is None else CrossAttention(dim, memory_dim, heads)
+        self.encoder_attn_layer_norm = None if memory_dim is None else nn.LayerNorm(dim, eps=eps)
         self.fc1 = nn.Linear(dim, ffn_dim)
         self.fc2 = nn.Linear(ffn_dim, dim)
         self.activation = ACTIVATIONS[activation]
         self.final_layer_norm = nn.LayerNorm(dim, eps=eps)
 
-    def forward(self, x: torch.Tensor, memory_k: torch.Tensor, memory_v: torch.Tensor,
+    def forward(self, x: torch.Tensor, memory_k: torch.Tensor | None, memory_v: torch.Tensor | None,
                 memory_mask: torch.Tensor | None, cache, layer: int) -> torch.Tensor:
         x = _residual(x, self.self_attn_layer_norm, self.normalize_before,
                       lambda h: self.self_attn(h, causal=True, cache=cache, layer=layer))
-        record = cache if cache.record_attention and layer == cache.layers - 1 else None  # alignments
-        x = _residual(x, self.encoder_attn_layer_norm, self.normalize_before,
-                      lambda h: self.encoder_attn(h, memory_k, memory_v, memory_mask, record))
+        if self.encoder_attn is not None:
+            record = cache if cache.record_attention and layer == cache.layers - 1 else None  # alignments
+            x = _residual(x, self.encoder_attn_layer_norm, self.normalize_before,
+                          lambda h: self.encoder_attn(h, memory_k, memory_v, memory_mask, record))
         return _residual(x, self.final_layer_norm, self.normalize_before, self.ffn)
 
     def ffn(self, x: torch.Tensor) -> torch.Tensor:

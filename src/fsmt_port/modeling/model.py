@@ -146,6 +146,13 @@ class FSMTForConditionalGeneration(nn.Module):
         hidden = self.model.decoder(decoder_input_ids, cache)
         return Seq2SeqLMOutput(self.model.decoder.logits(hidden), encoder_out.hidden)
 
+    def score(self, sources, targets, batch_size: int = 32) -> list:
+        """fairseq's SequenceScorer: lists of source ids and target ids (ending with ``</s>``) ->
+        per pair ``tokens``, ``positional_scores``, ``score`` (mean log-prob, ``</s>`` included)."""
+        from fsmt_port.scoring.scorer import score_translations
+
+        return score_translations([self], sources, targets, batch_size=batch_size)
+
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                  generation_config: GenerationConfig | None = None, return_dict_in_generate: bool = False,
                  **kwargs):

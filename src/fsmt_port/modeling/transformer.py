@@ -34,11 +34,15 @@ def _attend_mask(padding_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor
 class _Stack(nn.Module):
     """What the encoder and decoder share: token + position embeddings (fairseq's input layers)."""
 
-    def __init__(self, config: FSMTConfig, vocab_size: int, dim: int, learned_pos: bool, max_positions: int) -> None:
+    def __init__(self, config: FSMTConfig, vocab_size: int, dim: int, learned_pos: bool, max_positions: int,
+                 input_dim: int | None = None) -> None:
         super().__init__()
+        input_dim = input_dim or dim
         self.padding_idx = config.pad_token_id
-        self.embed_tokens = token_embedding(vocab_size, dim, config.pad_token_id)
-        self.embed_scale = embed_scale(dim, config.scale_embedding)
+        self.embed_tokens = token_embedding(vocab_size, input_dim, config.pad_token_id)
+        self.embed_scale = embed_scale(dim, config.scale_embedding)  # fairseq: sqrt of the layers' dim
+        # fairseq's project_in_dim: embeddings wider than the layers (transformer_lm's decoder_input_dim)
+        self.project_in_dim = nn.Linear(input_dim, dim, bias=False) if input_dim != dim else None
         self.embed_positions = None if config.no_token_positional_embeddings else build_positions(
             learned_pos, max_positions, dim, config.pad_token_id)
         self.layernorm_embedding = nn.LayerNorm(dim, eps=config.layer_norm_eps) if config.layernorm_embedding else None
@@ -47,6 +51,8 @@ class _Stack(nn.Module):
         """Scaled token embeddings plus positions: fairseq's padding-skipping positions, or (decoding
         after cached steps) the same consecutive positions from ``first_position`` for every row."""
         x = self.embed_scale * self.embed_tokens(tokens)
+        if self.project_in_dim is not None:
+            x = self.project_in_dim(x)
         if self.embed_positions is not None:
             if first_position is None:
                 x = x + self.embed_positions.lookup(make_positions(tokens, self.padding_idx))
@@ -81,18 +87,27 @@ class Encoder(_Stack):
 
 
 class Decoder(_Stack):
+    """fairseq's ``TransformerDecoder``: of a translation model, or (``config.decoder_cross_attention``
+    false) of a ``transformer_lm``, whose layers have no cross-attention and whose embeddings may be
+    wider than its layers (``project_in_dim``/``project_out_dim``)."""
+
     def __init__(self, config: FSMTConfig) -> None:
-        dim = config.decoder_embed_dim
-        super().__init__(config, config.tgt_vocab_size, dim, config.decoder_learned_pos, config.max_target_positions)
+        dim, output_dim = config.decoder_embed_dim, config.decoder_output_dim
+        super().__init__(config, config.tgt_vocab_size, dim, config.decoder_learned_pos, config.max_target_positions,
+                         input_dim=config.decoder_input_dim)
+        memory_dim = config.encoder_embed_dim if config.decoder_cross_attention else None
         self.layers = nn.ModuleList(
-            DecoderLayer(dim, config.encoder_embed_dim, config.decoder_ffn_dim, config.decoder_attention_heads,
+            DecoderLayer(dim, memory_dim, config.decoder_ffn_dim, config.decoder_attention_heads,
                          config.activation_function, config.decoder_normalize_before, config.layer_norm_eps)
             for _ in range(config.decoder_layers))
         self.layer_norm = nn.LayerNorm(dim, eps=config.layer_norm_eps) if config.decoder_final_layer_norm else None
-        self.output_projection = nn.Linear(dim, config.tgt_vocab_size, bias=False)
+        self.project_out_dim = nn.Linear(dim, output_dim, bias=False) if output_dim != dim else None
+        self.output_projection = nn.Linear(output_dim, config.tgt_vocab_size, bias=False)
 
-    def start(self, encoder_out: EncoderOutput) -> DecoderCache:
-        """A fresh cache: cross-attention keys/values computed once per source sentence."""
+    def start(self, encoder_out: EncoderOutput | None = None) -> DecoderCache:
+        """A fresh cache: cross-attention keys/values computed once per source sentence (none for an LM)."""
+        if encoder_out is None:
+            return DecoderCache([], [], None, layers=len(self.layers))
         memory_k, memory_v = [], []
         for layer in self.layers:
             k, v = layer.encoder_attn.project_memory(encoder_out.hidden)
@@ -108,13 +123,17 @@ class Decoder(_Stack):
         # fairseq's incremental positions: no padding inside generated prefixes
         x = self.embed(prev_tokens, None if cache.length == 0 else self.padding_idx + 1 + cache.length)
         for index, layer in enumerate(self.layers):
-            x = layer(x, cache.memory_k[index], cache.memory_v[index], cache.memory_mask, cache, index)
+            memory_k = cache.memory_k[index] if cache.memory_k else None
+            memory_v = cache.memory_v[index] if cache.memory_v else None
+            x = layer(x, memory_k, memory_v, cache.memory_mask, cache, index)
         cache.advance(prev_tokens.size(1))
         if self.layer_norm is not None:
             x = self.layer_norm(x)
         return x
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        if self.project_out_dim is not None:
+            hidden = self.project_out_dim(hidden)
         return self.output_projection(hidden)
 
 

@@ -168,6 +168,17 @@ class Translator:
                 progress.update(len(batch))
         return results  # type: ignore[return-value]
 
+    def score(self, sources: Sequence[str], targets: Sequence[str], batch_size: int = 32,
+              progress=None) -> list:
+        """fairseq's ``--score-reference``: each target's tokens, positional log-probs and mean score
+        given its source (ensembles average probabilities; see ``fsmt_port.scoring.scorer``)."""
+        from fsmt_port.scoring.scorer import score_translations
+
+        if len(sources) != len(targets):
+            raise InputError(f"{len(sources)} sources but {len(targets)} targets; give one target per source")
+        return score_translations(self.models, self.encode(sources), [self.tokenizer.encode_target(t) for t in targets],
+                                  batch_size=batch_size, progress=progress)
+
     def translate(self, lines: Sequence[str], batch_size: int | None = 32, max_tokens: int | None = None,
                   truncate: bool = False, nbest: int | None = None, progress=None, first_id: int = 0,
                   prefixes: Sequence[str] | None = None, prefix_size: int | None = None,

@@ -1,0 +1,1 @@
+"""Scoring given text: fairseq's SequenceScorer (``--score-reference``) and language-model scores."""
