@@ -1,7 +1,7 @@
 """Beam search (fairseq-exact), greedy, n-best and ensembles.
 
 ``generate(models, input_ids, ...)`` is what ``FSMTForConditionalGeneration.generate``
-and ``FSMTEnsemble.generate`` call. Keyword names follow transformers; fairseq's
+calls (several models = an ensemble). Keyword names follow transformers; fairseq's
 names are accepted too:
 
 ==============================  =========================  ============================
@@ -14,7 +14,7 @@ fsmt_port / HF name             fairseq name               meaning
 ``max_len_a``, ``max_len_b``    same                       max_len = a * src_len + b
 ``min_len``                     same                       </s> banned while step < min_len
 ``no_repeat_ngram_size``        same                       fairseq's intended rule
-``early_stopping``              (not ``--no-early-stop``)  stop at num_beams finished
+``early_stopping``              not ``--no-early-stop``    stop at num_beams finished (False: fairseq 0.7.2)
 ==============================  =========================  ============================
 """
 
