@@ -17,6 +17,7 @@ from typing import Callable
 
 from fsmt_port.errors import FSMTPortError
 from fsmt_port.files import ERROR_POLICIES
+from fsmt_port.modeling.model import DTYPE_CHOICES
 
 
 def add_generation_options(parser: argparse.ArgumentParser) -> None:
@@ -44,7 +45,7 @@ def add_runtime_options(parser: argparse.ArgumentParser) -> None:
                        help="sentences per batch (default: 32 unless --max-tokens is given)")
     group.add_argument("--max-tokens", type=int, default=None, help="padded source tokens per batch")
     group.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
-    group.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "bf16"],
+    group.add_argument("--dtype", default="fp32", choices=DTYPE_CHOICES,
                        help="compute dtype (default: %(default)s)")
     group.add_argument("--quantize", default="none", choices=["none", "int8"],
                        help="dynamic int8 Linear layers on CPU (default: %(default)s)")
@@ -54,16 +55,25 @@ def add_runtime_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--encoding-errors", default="strict", choices=ERROR_POLICIES,
                        help="invalid UTF-8 in the input: fail naming the line, or replace with U+FFFD "
                             "(default: %(default)s)")
+    group.add_argument("--trust-checkpoint", action="store_true",
+                       help="let a pytorch_model.bin's pickle run code (only for files you trust; default: refuse)")
     group.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def parse_bool(text: str) -> bool | None:
+    """``true``/``1``/``yes``/``on`` or their opposites (any case); ``None`` for anything else."""
+    lowered = text.strip().lower()
+    return True if lowered in TRUE_WORDS else False if lowered in FALSE_WORDS else None
+
+
 def _bool(text: str) -> bool:
-    lowered = text.lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    value = parse_bool(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return value
 
 
 def progress_bar(total: int, quiet: bool, desc: str):

@@ -15,6 +15,8 @@ Text input follows one policy, documented for users:
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import shutil
 import signal
@@ -23,7 +25,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from fsmt_port.errors import InputError, OutputExistsError
+from fsmt_port.errors import InputError, MissingFileError, OutputExistsError
 
 
 def check_can_write(path: Path, force: bool, what: str = "output") -> None:
@@ -77,23 +79,47 @@ def atomic_directory(final: Path, force: bool = False) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_file(final: Path, force: bool = True, mode: str = "w", encoding: str | None = "utf-8"):
-    """Open a temporary sibling of ``final`` for writing; rename it into place on success."""
+def atomic_path(final: Path, force: bool = True) -> Iterator[Path]:
+    """Yield a temporary sibling path of ``final`` for writers that want a path (safetensors);
+    on success it gets the mode a new file gets under the umask (0644 under 022) and replaces ``final``."""
     final = Path(final)
     check_can_write(final, force, "output file")
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.tmp-", dir=final.parent)
+    os.close(fd)
     tmp = Path(tmp_name)
-    os.chmod(tmp, 0o666 & ~_umask())
     try:
         with sigterm_as_interrupt():
-            with os.fdopen(fd, mode, encoding=encoding if "b" not in mode else None,
-                           newline="" if "b" not in mode else None) as handle:
-                yield handle
+            yield tmp
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp (and safetensors) create files 0600
             os.replace(tmp, final)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_file(final: Path, force: bool = True, mode: str = "w", encoding: str | None = "utf-8"):
+    """Open a temporary sibling of ``final`` for writing; rename it into place on success."""
+    binary = "b" in mode
+    with atomic_path(final, force) as tmp:
+        with open(tmp, mode, encoding=None if binary else encoding, newline=None if binary else "") as handle:
+            yield handle
+
+
+def write_json(path: str | Path, data, force: bool = True) -> None:
+    """``data`` as indented UTF-8 JSON, atomically (the one way JSON files are written)."""
+    with atomic_file(Path(path), force=force) as handle:
+        handle.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def sha256(path: str | Path) -> str:
+    """Hex digest of a file, read in 1 MiB blocks (checkpoints are gigabytes)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _umask() -> int:
@@ -132,8 +158,10 @@ def read_lines(path: str | Path | None, errors: str = "strict", what: str = "inp
     if path is None or str(path) == "-":
         return decode_lines(sys.stdin.buffer.read(), "<stdin>", errors)
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: the {what} path is a folder; give a text file, one sentence per line")
     if not path.is_file():
-        raise InputError(f"{path}: {what} file not found")
+        raise MissingFileError(f"{path}: {what} file not found")
     try:
         data = path.read_bytes()
     except OSError as err:

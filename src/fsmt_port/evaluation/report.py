@@ -1,10 +1,9 @@
-"""Writing results: text and JSON atomically, CSV, and markdown tables for the terminal."""
+"""Writing results: text lines and CSV atomically (JSON: ``files.write_json``), markdown tables for the terminal."""
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -14,11 +13,6 @@ from fsmt_port.files import atomic_file
 def write_lines(path: str | Path, lines: Iterable[str]) -> None:
     with atomic_file(Path(path)) as handle:
         handle.write("".join(line + "\n" for line in lines))
-
-
-def write_json(path: str | Path, data) -> None:
-    with atomic_file(Path(path)) as handle:
-        handle.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def write_csv(path: str | Path, rows: Sequence[dict], columns: Sequence[str]) -> None:

@@ -64,5 +64,5 @@ def start_session(args: argparse.Namespace, outputs: list[str | Path]) -> Sessio
     context = init_from_env(args.device)
     start = time.perf_counter()
     translator = Translator.from_pretrained(args.model_dirs, device=context.device(args.device), dtype=args.dtype,
-                                            quantize=args.quantize)
+                                            quantize=args.quantize, trust_checkpoint=args.trust_checkpoint)
     return Session(args, context, data, translator, time.perf_counter() - start)

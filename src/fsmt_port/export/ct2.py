@@ -27,7 +27,6 @@ where fairseq and fsmt_port translate it like any other input.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -37,7 +36,7 @@ import torch
 from fsmt_port.cli import run_cli
 from fsmt_port.modeling.configuration import FSMTConfig
 from fsmt_port.errors import ConfigError
-from fsmt_port.files import atomic_directory, check_can_write
+from fsmt_port.files import atomic_directory, check_can_write, write_json
 from fsmt_port.modeling.positions import LearnedPositions, sinusoidal_table
 
 #: fairseq activation -> name of CTranslate2's ``common_spec.Activation`` member.
@@ -205,7 +204,7 @@ def export_ct2(model_dir: str | Path, output_dir: str | Path, quantization: str 
             "source_must_end_with": "</s>", "decoder_start_token": "</s>"}
     with atomic_directory(output_dir, force=force) as tmp:
         spec.save(str(tmp))
-        (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        write_json(tmp / EXPORT_INFO, info)
     return output_dir
 
 

@@ -15,12 +15,11 @@ import os
 from collections.abc import Iterable, Mapping
 
 from fsmt_port.errors import DictionaryFormatError, MissingFileError
+from fsmt_port.tokenization.bpe import CONTINUATION, END_OF_WORD
 
 BOS, PAD, EOS, UNK = "<s>", "<pad>", "</s>", "<unk>"
 SPECIAL_SYMBOLS = (BOS, PAD, EOS, UNK)
 OVERWRITE_FLAG = "#fairseq:overwrite"
-CONTINUATION = "@@"
-END_OF_WORD = "</w>"
 
 _EXPECTED_LINE = "'<token> <count>' optionally followed by ' #fairseq:overwrite'"
 

@@ -22,11 +22,8 @@ from __future__ import annotations
 
 import torch
 
-from fsmt_port.generation.config import GenerationConfig
+from fsmt_port.generation.config import FAIRSEQ_NAMES, GenerationConfig
 from fsmt_port.generation.generator import GenerateOutput, Hypothesis, SequenceGenerator
-
-FAIRSEQ_NAMES = {"beam": "num_beams", "lenpen": "length_penalty", "nbest": "num_return_sequences",
-                 "unkpen": "unk_penalty"}
 
 __all__ = ["generate", "GenerateOutput", "Hypothesis", "SequenceGenerator", "resolve_generation_config"]
 

@@ -3,7 +3,7 @@
 HF names map to fairseq's: ``num_beams``=beam, ``length_penalty``=lenpen,
 ``num_return_sequences``=nbest, ``unk_penalty``=unkpen, ``min_len``,
 ``max_len_a``/``max_len_b``, ``no_repeat_ngram_size``; ``early_stopping=True``
-is fairseq's (only) behaviour. See docs in ``generation/beam_search.py``.
+is fairseq's behaviour (False: fairseq 0.7.2's ``--no-early-stop``). See ``generation/generator.py``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,10 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from fsmt_port.errors import ConfigError
+
+#: fairseq's generation option names -> ours (both are accepted everywhere; ours win when both are given).
+FAIRSEQ_NAMES = {"beam": "num_beams", "lenpen": "length_penalty", "nbest": "num_return_sequences",
+                 "unkpen": "unk_penalty"}
 
 
 @dataclass(frozen=True)
@@ -54,8 +58,11 @@ class GenerationConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "GenerationConfig":
+        """Our fields from ``data`` (fairseq names accepted; unknown keys and ``None`` values ignored)."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        renamed = {FAIRSEQ_NAMES[k]: v for k, v in data.items() if k in FAIRSEQ_NAMES}
+        renamed.update((k, v) for k, v in data.items() if k in known)
+        return cls(**{k: v for k, v in renamed.items() if v is not None})
 
     @classmethod
     def from_pretrained(cls, model_dir: str | Path) -> "GenerationConfig":
@@ -66,8 +73,6 @@ class GenerationConfig:
             data = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as err:
             raise ConfigError(f"{path}: invalid JSON ({err})") from None
-        if "num_beams" not in data and "beam" in data:  # fairseq-style keys
-            data["num_beams"] = data["beam"]
         return cls.from_dict(data)
 
     def to_file_dict(self, provenance: dict | None = None, special: dict | None = None) -> dict:

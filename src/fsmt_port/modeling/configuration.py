@@ -14,7 +14,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from fsmt_port.errors import ConfigError
+from fsmt_port.errors import ConfigError, MissingFileError
 
 SUPPORTED_ACTIVATIONS = ("relu", "gelu", "gelu_accurate", "gelu_fast", "tanh", "linear", "swish", "relu_squared")
 
@@ -159,7 +159,7 @@ class FSMTConfig:
     def from_pretrained(cls, model_dir: str | Path) -> "FSMTConfig":
         path = Path(model_dir) / "config.json"
         if not path.is_file():
-            raise ConfigError(f"{path} not found; convert a fairseq checkpoint with `python -m fsmt_port.fairseq.convert` first")
+            raise MissingFileError(f"{path} not found; convert a fairseq checkpoint with `python -m fsmt_port.fairseq.convert` first")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as err:

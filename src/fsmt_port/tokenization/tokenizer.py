@@ -19,16 +19,16 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 
 from fsmt_port.tokenization.bpe import (
+    DEFAULT_CACHE_SIZE,
+    END_OF_WORD,
     FastBPE,
     Merge,
-    atomic_write_text,
     read_bpecodes,
     read_merges,
     word_to_bpe_string,
     write_merges,
 )
 from fsmt_port.fairseq.dictionary import (
-    END_OF_WORD,
     SPECIAL_SYMBOLS,
     FairseqDictionary,
     dictionary_from_bpe_vocab,
@@ -36,12 +36,13 @@ from fsmt_port.fairseq.dictionary import (
     to_bpe_vocab,
 )
 from fsmt_port.errors import ConfigError, InputError, MissingFileError
+from fsmt_port.files import atomic_file
+from fsmt_port.tokenization.padding import left_pad
 
 SRC_VOCAB_FILE = "vocab-src.json"
 TGT_VOCAB_FILE = "vocab-tgt.json"
 MERGES_FILE = "merges.txt"
 CONFIG_FILE = "tokenizer_config.json"
-WORD_CACHE_SIZE = 1 << 17
 _CONVERT_HINT = "Run the converter (fsmt-convert) to create a complete model folder."
 
 
@@ -115,10 +116,10 @@ class FSMTTokenizer:
         self.moses_punct_normalization = bool(moses_punct_normalization)
         self.do_lower_case = bool(do_lower_case)
         self.model_max_length = int(model_max_length)
-        self._src_word_ids = functools.lru_cache(WORD_CACHE_SIZE)(
+        self._src_word_ids = functools.lru_cache(DEFAULT_CACHE_SIZE)(
             functools.partial(self._word_ids, self.src_vocab)
         )
-        self._tgt_word_ids = functools.lru_cache(WORD_CACHE_SIZE)(
+        self._tgt_word_ids = functools.lru_cache(DEFAULT_CACHE_SIZE)(
             functools.partial(self._word_ids, self.tgt_vocab)
         )
 
@@ -182,8 +183,8 @@ class FSMTTokenizer:
         }
         files = {SRC_VOCAB_FILE: self.src_vocab, TGT_VOCAB_FILE: self.tgt_vocab, CONFIG_FILE: config}
         for name, obj in files.items():
-            text = json.dumps(obj, ensure_ascii=False, indent=2) + "\n"
-            atomic_write_text(os.path.join(folder, name), text)
+            with atomic_file(os.path.join(folder, name)) as handle:
+                handle.write(json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
         write_merges(self.bpe.merges, os.path.join(folder, MERGES_FILE))
         return [os.path.join(folder, name) for name in (*files, MERGES_FILE)]
 
@@ -235,8 +236,8 @@ class FSMTTokenizer:
         rows = self.batch_encode(texts)
         width = max((len(r) for r in rows), default=0)
         if padding:
-            masks = [[0] * (width - len(r)) + [1] * len(r) for r in rows]
-            rows = [[self.pad_token_id] * (width - len(r)) + r for r in rows]
+            masks = left_pad([[1] * len(r) for r in rows], 0)
+            rows = left_pad(rows, self.pad_token_id)
         else:
             masks = [[1] * len(r) for r in rows]
         batch = {"input_ids": rows, "attention_mask": masks}

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.output != "-":  # fail now, not after translating everything
             check_can_write(Path(args.output), args.force, "output file")
         translator = Translator.from_pretrained(args.model_dirs, device=args.device, dtype=args.dtype,
-                                                quantize=args.quantize)
+                                                quantize=args.quantize, trust_checkpoint=args.trust_checkpoint)
         lines = read_lines(args.input, errors=args.encoding_errors)
         beams = kwargs.get("num_beams", translator.generation_config.num_beams)
         if args.nbest is not None and args.nbest > beams:

@@ -20,6 +20,7 @@ from fsmt_port.errors import ConfigError, InputError
 from fsmt_port.generation import Hypothesis, SequenceGenerator, resolve_generation_config
 from fsmt_port.generation.config import GenerationConfig
 from fsmt_port.modeling.model import FSMTForConditionalGeneration, resolve_dtype
+from fsmt_port.tokenization.padding import left_pad
 from fsmt_port.tokenization.tokenizer import FSMTTokenizer
 
 QUANTIZATIONS = ("none", "int8")
@@ -66,8 +67,8 @@ def make_batches(lengths: Sequence[int], batch_size: int | None, max_tokens: int
 
 
 def pad_left(rows: list[list[int]], pad: int = 1) -> torch.Tensor:
-    width = max(len(r) for r in rows)
-    return torch.tensor([[pad] * (width - len(r)) + r for r in rows], dtype=torch.long)
+    """A left-padded (batch, longest) tensor of source ids, as fairseq batches them."""
+    return torch.tensor(left_pad(rows, pad), dtype=torch.long)
 
 
 class Translator:
@@ -80,7 +81,9 @@ class Translator:
     @classmethod
     def from_pretrained(cls, model_dirs: Sequence[str | os.PathLike] | str | os.PathLike,
                         device: str | None = None, dtype: str | None = None, quantize: str = "none",
-                        ) -> "Translator":
+                        trust_checkpoint: bool = False) -> "Translator":
+        """Load one model folder, or several (an ensemble). ``trust_checkpoint``: see
+        ``FSMTForConditionalGeneration.from_pretrained``."""
         if isinstance(model_dirs, (str, os.PathLike)):
             model_dirs = [model_dirs]
         if not model_dirs:
@@ -88,7 +91,8 @@ class Translator:
         device = resolve_device(device)
         if quantize not in QUANTIZATIONS:
             raise ConfigError(f"unknown quantization {quantize!r}; expected one of {QUANTIZATIONS}")
-        models = [FSMTForConditionalGeneration.from_pretrained(d, dtype=dtype, device=device) for d in model_dirs]
+        models = [FSMTForConditionalGeneration.from_pretrained(d, dtype=dtype, device=device,
+                                                               trust_checkpoint=trust_checkpoint) for d in model_dirs]
         if quantize == "int8":
             if device.type != "cpu" or resolve_dtype(dtype) != torch.float32:
                 raise ConfigError("--quantize int8 is a CPU fp32 feature; use --device cpu --dtype fp32")
