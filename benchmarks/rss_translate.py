@@ -84,6 +84,7 @@ def measure_one(command: list[str], sample_every: float = 0.25) -> dict:
     sampler.join()
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
     return {"returncode": child.returncode, "wall_s": round(wall, 2), "peak_rss_mib": round(peak_kib / 1024, 1),
+            "peak_rss_bytes": peak_kib * 1024,
             "samples_kib": samples, "stderr_tail": stderr.decode("utf-8", "replace")[-500:]}
 
 

@@ -33,6 +33,12 @@ def add_generation_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--unk-penalty", "--unkpen", type=float, help="subtracted from log p(<unk>)")
 
 
+def command_parser(prog: str, doc: str, example: str) -> argparse.ArgumentParser:
+    """A parser whose help is the module docstring's first paragraph and a usage example."""
+    return argparse.ArgumentParser(prog=prog, description=f"{doc.split(chr(10) * 2)[0]}\n\nexample:\n  {example}",
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def generation_kwargs(args: argparse.Namespace) -> dict:
     names = ("num_beams", "length_penalty", "early_stopping", "no_repeat_ngram_size", "max_len_a", "max_len_b",
              "min_len", "unk_penalty")

@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from fsmt_port.errors import InputError, MissingFileError, OutputExistsError
+from fsmt_port.errors import ConfigError, InputError, MissingFileError, OutputExistsError
 
 
 def check_can_write(path: Path, force: bool, what: str = "output") -> None:
@@ -105,6 +105,22 @@ def atomic_file(final: Path, force: bool = True, mode: str = "w", encoding: str 
     with atomic_path(final, force) as tmp:
         with open(tmp, mode, encoding=None if binary else encoding, newline=None if binary else "") as handle:
             yield handle
+
+
+CONVERT_HINT = "convert a fairseq checkpoint with python -m fsmt_port.convert (--force to redo one)"
+
+
+def read_json(path: str | Path, what: str):
+    """A model folder's JSON file: ``MissingFileError`` when absent, ``ConfigError`` when not UTF-8 JSON."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise MissingFileError(f"{path}: {what} not found; {CONVERT_HINT}") from None
+    except IsADirectoryError:
+        raise MissingFileError(f"{path}: {what} is a folder, not a file; {CONVERT_HINT}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: {what} is not valid JSON ({err}); {CONVERT_HINT}") from None
 
 
 def write_json(path: str | Path, data, force: bool = True) -> None:

@@ -33,7 +33,7 @@ from typing import Sequence
 
 import torch
 
-from fsmt_port.cli import run_cli
+from fsmt_port.cli import command_parser, run_cli
 from fsmt_port.modeling.configuration import FSMTConfig
 from fsmt_port.errors import ConfigError
 from fsmt_port.files import atomic_directory, check_can_write, write_json
@@ -209,11 +209,8 @@ def export_ct2(model_dir: str | Path, output_dir: str | Path, quantization: str 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m fsmt_port.export.ct2",
-        description=__doc__.split("\n\n")[0] + "\n\nexample:\n  python -m fsmt_port.export.ct2 "
-        "wmt19-en-de wmt19-en-de-ct2 --quantization int8",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_parser("python -m fsmt_port.export_ct2", __doc__,
+                            "python -m fsmt_port.export_ct2 wmt19-en-de wmt19-en-de-ct2 --quantization int8")
     parser.add_argument("model_dir", help="folder written by fsmt_port.fairseq.convert")
     parser.add_argument("output_dir", help="CTranslate2 model folder to write")
     parser.add_argument("--quantization", choices=QUANTIZATIONS,

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from fsmt_port.fairseq.checkpoint import load_fairseq_checkpoint
-from fsmt_port.cli import run_cli
+from fsmt_port.cli import command_parser, run_cli
 from fsmt_port.fairseq.dictionary import FairseqDictionary, to_bpe_vocab
 from fsmt_port.tokenization.bpe import read_bpecodes
 from fsmt_port.errors import CheckpointError, ConfigError, MissingFileError
@@ -27,6 +27,7 @@ from fsmt_port.fairseq.arch import config_from_fairseq_args
 from fsmt_port.fairseq.weights import convert_state_dict
 from fsmt_port.files import atomic_directory, check_can_write, sha256, write_json
 from fsmt_port.generation.config import GenerationConfig
+from fsmt_port.modeling.validation import check_weights_fit
 from fsmt_port.modeling.model import DTYPE_CHOICES, DTYPES, FSMTForConditionalGeneration, dtype_name
 from fsmt_port.tokenization.tokenizer import FSMTTokenizer
 
@@ -93,6 +94,10 @@ def convert(fsmt_path: str | Path, output_dir: str | Path, *, src_lang: str | No
 
     config = config_from_fairseq_args(args, len(src_dictionary), len(tgt_dictionary), [src, tgt],
                                       version("encoder"), version("decoder"), str(fsmt_path))
+    try:  # before any module is built: the args' layer counts and sizes are those of the weights
+        check_weights_fit(config, {k: v.shape for k, v in state.items()}, f"{fsmt_path} (its args)")
+    except ConfigError as err:
+        raise CheckpointError(str(err)) from None
     file_state, ignored = convert_state_dict(state, config, str(fsmt_path))
     dtypes = {t.dtype for t in file_state.values()}
     target_dtype = STORAGE_DTYPES[storage_dtype]
@@ -125,11 +130,8 @@ def convert(fsmt_path: str | Path, output_dir: str | Path, *, src_lang: str | No
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m fsmt_port.fairseq.convert",
-        description=__doc__.split("\n\n")[0] + "\n\nexample:\n  python -m fsmt_port.fairseq.convert "
-        "--fsmt-path wmt19.en-de.joined-dict.ensemble/model4.pt --output-dir wmt19-en-de",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_parser("python -m fsmt_port.convert", __doc__, "python -m fsmt_port.convert --fsmt-path "
+                            "wmt19.en-de.joined-dict.ensemble/model4.pt --output-dir wmt19-en-de")
     io = parser.add_argument_group("input and output")
     io.add_argument("--fsmt-path", required=True, help="fairseq checkpoint (model*.pt) in its archive folder")
     io.add_argument("--output-dir", required=True, help="folder to write (must not exist unless --force)")

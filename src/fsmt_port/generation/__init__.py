@@ -53,8 +53,8 @@ def generate(models: list, input_ids: torch.Tensor, attention_mask: torch.Tensor
     hypotheses = SequenceGenerator(models, config).generate(input_ids, attention_mask)
     rows = [h.tokens for hypos in hypotheses for h in hypos[: config.num_return_sequences]]
     width = 1 + max(len(r) for r in rows)
-    sequences = torch.full((len(rows), width), 1, dtype=torch.long)
-    sequences[:, 0] = 2
+    sequences = torch.full((len(rows), width), models[0].config.pad_token_id, dtype=torch.long)
+    sequences[:, 0] = models[0].config.decoder_start_token_id
     for index, row in enumerate(rows):
         sequences[index, 1: 1 + len(row)] = row.cpu()
     if return_dict_in_generate:

@@ -8,12 +8,12 @@ is fairseq's behaviour (False: fairseq 0.7.2's ``--no-early-stop``). See ``gener
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+from fsmt_port.config_fields import check_field_types, is_finite_number
 from fsmt_port.errors import ConfigError
+from fsmt_port.files import read_json
 
 #: fairseq's generation option names -> ours (both are accepted everywhere; ours win when both are given).
 FAIRSEQ_NAMES = {"beam": "num_beams", "lenpen": "length_penalty", "nbest": "num_return_sequences",
@@ -33,13 +33,18 @@ class GenerationConfig:
     unk_penalty: float = 0.0
 
     def __post_init__(self) -> None:
+        check_field_types(self, "generation config")
         checks = [
             (self.num_beams >= 1, "num_beams must be >= 1"),
             (1 <= self.num_return_sequences <= self.num_beams, "num_return_sequences must be between 1 and num_beams"),
             (self.no_repeat_ngram_size >= 0, "no_repeat_ngram_size must be >= 0"),
+            (self.no_repeat_ngram_size != 1,
+             "no_repeat_ngram_size=1 would ban every token already generated, and the starting </s> bans </s> "
+             "itself, so no hypothesis could ever end (fairseq 0.10 and its CUDA kernel fail there too); "
+             "use 0 (off) or 2 and more"),
             (self.min_len >= 0, "min_len must be >= 0"),
             (self.max_len_b >= 0 and self.max_len_a >= 0, "max_len_a and max_len_b must be >= 0"),
-            (all(math.isfinite(v) for v in (self.length_penalty, self.unk_penalty, self.max_len_a)),
+            (all(is_finite_number(v) for v in (self.length_penalty, self.unk_penalty, self.max_len_a)),
              "length_penalty, unk_penalty and max_len_a must be finite numbers"),
         ]
         for ok, message in checks:
@@ -67,13 +72,15 @@ class GenerationConfig:
     @classmethod
     def from_pretrained(cls, model_dir: str | Path) -> "GenerationConfig":
         path = Path(model_dir) / "generation_config.json"
-        if not path.is_file():
+        if not path.exists():
             return cls()
+        data = read_json(path, "generation config")
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a JSON object, got {type(data).__name__}")
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"{path}: invalid JSON ({err})") from None
-        return cls.from_dict(data)
+            return cls.from_dict(data)
+        except ConfigError as err:
+            raise ConfigError(f"{path}: {err}") from None
 
     def to_file_dict(self, provenance: dict | None = None, special: dict | None = None) -> dict:
         """What ``generation_config.json`` holds: ours plus the HF keys transformers reads."""

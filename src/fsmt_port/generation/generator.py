@@ -53,12 +53,15 @@ class GenerateOutput:
 
 
 class SequenceGenerator:
-    def __init__(self, models: list, config: GenerationConfig, pad: int = 1, eos: int = 2, unk: int = 3,
-                 decoder: EnsembleDecoder | None = None) -> None:
-        # ``decoder`` lets tests drive the search with scripted log-probs.
+    def __init__(self, models: list, config: GenerationConfig, pad: int | None = None, eos: int | None = None,
+                 unk: int | None = None, decoder: EnsembleDecoder | None = None) -> None:
+        # ``decoder`` lets tests drive the search with scripted log-probs (then fairseq's ids are the default).
         self.decoder = decoder if decoder is not None else EnsembleDecoder(models)
         self.config = config
-        self.pad, self.eos, self.unk = pad, eos, unk
+        model_config = models[0].config if models else None
+        self.pad = pad if pad is not None else getattr(model_config, "pad_token_id", 1)
+        self.eos = eos if eos is not None else getattr(model_config, "eos_token_id", 2)
+        self.unk = unk if unk is not None else getattr(model_config, "unk_token_id", 3)
         self.search = BeamSearch(self.decoder.vocab_size)
         if config.num_beams > self.decoder.vocab_size - 1:  # fairseq's limit: <pad> is never a candidate
             raise ConfigError(f"num_beams={config.num_beams} exceeds the target vocabulary "

@@ -19,6 +19,7 @@ from fsmt_port.files import atomic_path, write_json
 from fsmt_port.generation.config import GenerationConfig
 from fsmt_port.modeling.positions import SinusoidalPositions
 from fsmt_port.modeling.transformer import EncoderOutput, FSMTModel
+from fsmt_port.modeling.validation import check_weights_fit, read_weight_shapes
 from fsmt_port.modeling.weights import (
     file_to_module,
     module_to_file,
@@ -51,7 +52,7 @@ class Seq2SeqLMOutput:
 class FSMTForConditionalGeneration(nn.Module):
     def __init__(self, config: FSMTConfig, generation_config: GenerationConfig | None = None) -> None:
         super().__init__()
-        self.config = config
+        self.config = config.validate()
         self.generation_config = generation_config or GenerationConfig()
         self.model = FSMTModel(config)
         self.eval()
@@ -72,10 +73,19 @@ class FSMTForConditionalGeneration(nn.Module):
             raise MissingFileError(f"{model_dir}: model folder not found; convert a checkpoint first "
                               "(python -m fsmt_port.fairseq.convert --fsmt-path MODEL.pt --output-dir DIR)")
         config = FSMTConfig.from_pretrained(model_dir)
+        generation_config = GenerationConfig.from_pretrained(model_dir)
+        compute_dtype = resolve_dtype(dtype)
+        # The config's sizes must be the weights' before anything is built: from the safetensors header
+        # (no tensor read), or from a legacy pytorch_model.bin once unpickled.
+        safetensors_file = model_dir / WEIGHTS_NAME
+        if safetensors_file.is_file():
+            check_weights_fit(config, read_weight_shapes(safetensors_file), str(model_dir / CONFIG_NAME))
+        state = read_weights(model_dir, trust_checkpoint)
+        if not safetensors_file.is_file():
+            check_weights_fit(config, {k: v.shape for k, v in state.items()}, str(model_dir / CONFIG_NAME))
         with torch.device("meta"):  # no memory, no random init: the weights come from the file
-            model = cls(config, GenerationConfig.from_pretrained(model_dir))
-        model.load_file_state(read_weights(model_dir, trust_checkpoint), source=str(model_dir),
-                              dtype=resolve_dtype(dtype))
+            model = cls(config, generation_config)
+        model.load_file_state(state, source=str(model_dir), dtype=compute_dtype)
         model.to(device=device)
         return model
 

@@ -89,6 +89,9 @@ def read_merges(path: str | os.PathLike) -> list[Merge]:
         raise MissingFileError(
             f"merges file not found: {path}. Run the fsmt-convert converter to create the model folder."
         ) from None
+    except UnicodeDecodeError as err:
+        raise DictionaryFormatError(f"{path}: merges are not valid UTF-8 ({err.reason} at byte {err.start}); "
+                                    "re-run the converter to rewrite merges.txt.") from None
     merges = []
     for lineno, line in enumerate(lines, start=1):
         fields = line.split(" ")

@@ -35,15 +35,14 @@ from fsmt_port.fairseq.dictionary import (
     symbol_to_piece,
     to_bpe_vocab,
 )
-from fsmt_port.errors import ConfigError, InputError, MissingFileError
-from fsmt_port.files import atomic_file
+from fsmt_port.errors import ConfigError, DictionaryFormatError, InputError
+from fsmt_port.files import CONVERT_HINT, atomic_file, read_json
 from fsmt_port.tokenization.padding import left_pad
 
 SRC_VOCAB_FILE = "vocab-src.json"
 TGT_VOCAB_FILE = "vocab-tgt.json"
 MERGES_FILE = "merges.txt"
 CONFIG_FILE = "tokenizer_config.json"
-_CONVERT_HINT = "Run the converter (fsmt-convert) to create a complete model folder."
 
 
 @functools.lru_cache(maxsize=None)
@@ -150,21 +149,32 @@ class FSMTTokenizer:
     def from_pretrained(cls, folder: str | os.PathLike, **overrides) -> "FSMTTokenizer":
         """Load a converted model folder (transformers FSMT tokenizer layout)."""
         folder = os.fspath(folder)
-        config = _read_json(os.path.join(folder, CONFIG_FILE), "tokenizer config")
+        config = read_json(os.path.join(folder, CONFIG_FILE), "tokenizer config")
         if not isinstance(config, dict) or "langs" not in config:
             raise ConfigError(
                 f"{os.path.join(folder, CONFIG_FILE)}: expected a JSON object with \"langs\": "
-                f"[source_lang, target_lang]. {_CONVERT_HINT}"
+                f"[source_lang, target_lang]. {CONVERT_HINT}"
             )
         kwargs = {
             "moses_punct_normalization": config.get("moses_punct_normalization", False),
             "do_lower_case": config.get("do_lower_case", False),
             "model_max_length": config.get("model_max_length", 1024),
         }
+        for key, value in kwargs.items():
+            if not (isinstance(value, bool) if key != "model_max_length" else
+                    isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+                raise ConfigError(f"{os.path.join(folder, CONFIG_FILE)}: {key}={value!r:.60} must be "
+                                  f"{'a positive integer' if key == 'model_max_length' else 'true or false'}")
         kwargs.update(overrides)
+        vocabs = []
+        for name, what in ((SRC_VOCAB_FILE, "source vocab"), (TGT_VOCAB_FILE, "target vocab")):
+            vocab = read_json(os.path.join(folder, name), what)
+            if not isinstance(vocab, dict):
+                raise DictionaryFormatError(f"{os.path.join(folder, name)}: expected a JSON object "
+                                            f"{{token: id}}, got {type(vocab).__name__}. {CONVERT_HINT}")
+            vocabs.append(vocab)
         return cls(
-            _read_json(os.path.join(folder, SRC_VOCAB_FILE), "source vocab"),
-            _read_json(os.path.join(folder, TGT_VOCAB_FILE), "target vocab"),
+            *vocabs,
             read_merges(os.path.join(folder, MERGES_FILE)),
             config["langs"],
             **kwargs,
@@ -299,14 +309,3 @@ def _text_list(texts) -> list[str]:
     if not isinstance(texts, Iterable):
         raise InputError(f"expected a str or a list of str, got {type(texts).__name__}")
     return list(texts)
-
-
-def _read_json(path: str, what: str):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except FileNotFoundError:
-        raise MissingFileError(f"{what} file not found: {path}. {_CONVERT_HINT}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: {what} is not valid JSON ({err}). {_CONVERT_HINT}") from None
-

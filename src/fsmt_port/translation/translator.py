@@ -98,6 +98,12 @@ class Translator:
                 raise ConfigError("--quantize int8 is a CPU fp32 feature; use --device cpu --dtype fp32")
             models = [quantize_int8(m) for m in models]
         tokenizer = FSMTTokenizer.from_pretrained(model_dirs[0])
+        config = models[0].config
+        for vocab, size, name in ((tokenizer.src_vocab, config.src_vocab_size, "src"),
+                                  (tokenizer.tgt_vocab, config.tgt_vocab_size, "tgt")):
+            if len(vocab) > size:  # its ids would index past the embedding
+                raise ConfigError(f"{Path(model_dirs[0]) / f'vocab-{name}.json'}: {len(vocab)} entries, more than "
+                                  f"config.json's {name}_vocab_size={size}; re-convert the checkpoint")
         for other in model_dirs[1:]:
             theirs = FSMTTokenizer.from_pretrained(other)
             if theirs.src_vocab != tokenizer.src_vocab or theirs.tgt_vocab != tokenizer.tgt_vocab:
