@@ -107,7 +107,7 @@ def atomic_file(final: Path, force: bool = True, mode: str = "w", encoding: str 
             yield handle
 
 
-CONVERT_HINT = "convert a fairseq checkpoint with python -m fsmt_port.convert (--force to redo one)"
+CONVERT_HINT = "run the converter (python -m fsmt_port.convert; --force to redo a folder)"
 
 
 def read_json(path: str | Path, what: str):
