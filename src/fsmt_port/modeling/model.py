@@ -71,7 +71,7 @@ class FSMTForConditionalGeneration(nn.Module):
         model_dir = Path(model_dir)
         if not model_dir.is_dir():
             raise MissingFileError(f"{model_dir}: model folder not found; convert a checkpoint first "
-                              "(python -m fsmt_port.fairseq.convert --fsmt-path MODEL.pt --output-dir DIR)")
+                                   "(python -m fsmt_port.convert --fsmt-path MODEL.pt --output-dir DIR)")
         config = FSMTConfig.from_pretrained(model_dir)
         generation_config = GenerationConfig.from_pretrained(model_dir)
         compute_dtype = resolve_dtype(dtype)
