@@ -51,7 +51,7 @@ def say(what):
     print("HOOK:" + what, file=sys.stderr, flush=True)
 
 if point == "convert-writing":      # weights written into the temp folder, tokenizer files not yet
-    from fsmt_port import modeling_fsmt
+    from fsmt_port.modeling import model as modeling_fsmt
     original = modeling_fsmt.FSMTForConditionalGeneration.save_pretrained
     def save_pretrained(self, *args, **kwargs):
         original(self, *args, **kwargs)
