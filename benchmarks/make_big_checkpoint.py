@@ -29,6 +29,8 @@ from pathlib import Path
 
 import torch
 
+from fsmt_port.modeling.model import DTYPES
+
 REPO = Path(__file__).resolve().parents[1]
 SMALL = REPO / "tests" / "fixtures" / "small-en-de"
 DEFAULT_OUT = REPO / "benchmarks" / "_work" / "big-ckpt"
@@ -141,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     vocab = write_dictionary(out, args.vocab)
-    dtype = torch.float32 if args.dtype == "fp32" else torch.float16
+    dtype = DTYPES[args.dtype]
     state = random_state(vocab, args.embed_dim, args.ffn_dim, args.layers, dtype, args.seed)
     n_params = sum(t.numel() for k, t in state.items()
                    if not k.endswith(("version", "_float_tensor")) and k != "decoder.embed_tokens.weight")

@@ -86,6 +86,7 @@ def measure_one(command: list[str], sample_every: float = 0.25) -> dict:
     peak_kib = usage.ru_maxrss  # KiB on Linux
     return {"returncode": child.returncode, "wall_s": round(wall, 2), "peak_rss_mib": round(peak_kib / 1024, 1),
             "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),  # steadier than wall time on a shared machine
+            "peak_rss_bytes": peak_kib * 1024,
             "samples_kib": samples, "stderr_tail": stderr.decode("utf-8", "replace")[-500:]}
 
 

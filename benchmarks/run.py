@@ -528,17 +528,14 @@ def _transformers_can_run(model_dir: Path) -> bool:
 
 # --- conversion / loading memory ---------------------------------------------------------
 
-_HELPER = ("import json, resource, subprocess, sys, time; start = time.time(); "
-           "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
-           "print(json.dumps([resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024, time.time() - start]))")
-
-
 def child_peak_rss(argv: list[str]) -> tuple[int, float]:
-    """Peak RSS (bytes) and wall seconds of ``argv``, run as the ONLY child of a fresh helper process
-    (``RUSAGE_CHILDREN`` is a maximum over every child a process ever waited for)."""
-    done = subprocess.run([sys.executable, "-c", _HELPER, *argv], check=True, capture_output=True, text=True)
-    peak_bytes, seconds = json.loads(done.stdout.strip().splitlines()[-1])
-    return int(peak_bytes), float(seconds)
+    """Peak RSS (bytes) and wall seconds of ``argv``: ``rss_translate``'s fresh-helper measurement."""
+    from rss_translate import measure_in_fresh_process  # benchmarks/ is this script's folder
+
+    result = measure_in_fresh_process(argv)
+    if result["returncode"] != 0:
+        raise RuntimeError(f"{' '.join(argv[:4])} ... failed ({result['returncode']}): {result['stderr_tail']}")
+    return result["peak_rss_bytes"], result["wall_s"]
 
 
 def memory_rows(args, log) -> list[dict]:

@@ -9,23 +9,14 @@ from __future__ import annotations
 
 import math
 
-import torch
-
-from fsmt_port.generation import generate
-
-FAIRSEQ_TO_OURS = {"beam": "num_beams", "lenpen": "length_penalty", "nbest": "num_return_sequences",
-                   "unkpen": "unk_penalty"}
+from fsmt_port.generation import FAIRSEQ_NAMES, generate
+from fsmt_port.translation.translator import pad_left as left_padded
 
 
 def our_kwargs(generate_kwargs: dict) -> dict:
-    kwargs = {FAIRSEQ_TO_OURS.get(k, k): v for k, v in generate_kwargs.items()}
+    kwargs = {FAIRSEQ_NAMES.get(k, k): v for k, v in generate_kwargs.items()}
     kwargs.pop("num_return_sequences", None)  # the hub returns all beams whatever nbest is
     return kwargs
-
-
-def left_padded(rows: list[list[int]]) -> torch.Tensor:
-    width = max(len(r) for r in rows)
-    return torch.tensor([[1] * (width - len(r)) + r for r in rows])
 
 
 def run_calls(models, ids_by_index: dict[int, list[int]], calls: list[list[int]], kwargs: dict) -> dict:

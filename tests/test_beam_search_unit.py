@@ -87,16 +87,20 @@ def test_eos_in_the_top_beam_at_step_zero_is_final_and_length_penalty_reorders()
     assert [h.tokens.tolist() for h in unnormalized] == [[A, EOS], [EOS]]
 
 
-def test_early_stopping_false_keeps_searching_for_a_better_late_hypothesis():
-    script = {(): {EOS: 0.5, A: 0.45}, (A,): {EOS: 0.99}}
+def test_early_stopping_false_drops_the_first_late_finisher_and_keeps_a_better_second_one():
+    script = {(): {EOS: 0.5, A: 0.45}, (A,): {EOS: 0.6, B: 0.39}, (A, B): {EOS: 0.99}}
     [default_min_len], _ = run(script, num_beams=1, max_len_b=3)
     assert default_min_len[0].tokens.tolist() == [A, EOS]  # min_len=1: </s> banned at step 0
     [greedy_early], _ = run(script, num_beams=1, max_len_b=3, min_len=0)
     assert [h.tokens.tolist() for h in greedy_early] == [[EOS]]  # fairseq: done at 1 final hypothesis
-    [greedy_late], _ = run(script, num_beams=1, max_len_b=3, early_stopping=False, min_len=0)
-    # A</s> scores (log .45 + log .99) / 2 = -0.40 > log .5 = -0.69: it replaces [</s>].
-    assert [h.tokens.tolist() for h in greedy_late] == [[A, EOS]]
-    assert math.isclose(greedy_late[0].score, f32(0.45, 0.99) / 2, rel_tol=1e-6)
+    [greedy_late], decoder = run(script, num_beams=1, max_len_b=3, early_stopping=False, min_len=0)
+    # fairseq 0.7.2: step 1's A</s> ((log .45 + log .6) / 2 = -0.65, better than [</s>]'s log .5 = -0.69)
+    # is the first late finisher: dropped, it only records the worst kept score, -0.69. The best candidate
+    # bound (-1.31 / max_len 3 = -0.44) is not beaten, so the search goes on; step 2's A B</s>
+    # (log(.45 * .39 * .99) / 3 = -0.58) replaces [</s>] and, now the worst, equals the bound: done.
+    assert [h.tokens.tolist() for h in greedy_late] == [[A, B, EOS]]
+    assert math.isclose(greedy_late[0].score, f32(0.45, 0.39, 0.99) / 3, rel_tol=1e-6)
+    assert decoder.calls == 3
 
 
 def test_max_len_forces_eos_and_min_len_forbids_it():
@@ -143,3 +147,90 @@ def test_non_finite_or_oversized_settings_are_config_errors():
     with pytest.raises(ConfigError, match="num_beams=7 exceeds the target vocabulary"):
         SequenceGenerator([], GenerationConfig(num_beams=VOCAB), decoder=ScriptedDecoder({}))
     SequenceGenerator([], GenerationConfig(num_beams=VOCAB - 1), decoder=ScriptedDecoder({}))  # the largest allowed
+
+
+class RowScriptedDecoder:
+    """fairseq 0.7.2's ``TestIncrementalDecoder``: probabilities per step and per batch row.
+
+    ``table[step]`` is (bsz * beam, V) probabilities for the rows in their current order; past the
+    table every row gets ``</s>`` = 1 and everything else 0. Our first step decodes one row per
+    sentence (its beams are identical), so it takes every ``beam``-th row of the table.
+    """
+
+    max_target_positions = 100  # fairseq's TestIncrementalDecoder: max_decoder_positions = 100
+    max_source_positions = 1024
+
+    def __init__(self, table: list[torch.Tensor], vocab_size: int) -> None:
+        self.table, self.vocab_size, self.steps = table, vocab_size, 0
+
+    def start(self, input_ids, attention_mask, beam):
+        self.beam = beam
+
+    def step(self, last_tokens):
+        rows = last_tokens.size(0)
+        if self.steps < len(self.table):
+            probs = self.table[self.steps]
+            if rows != probs.size(0):
+                probs = probs[:: self.beam]
+            assert probs.size(0) == rows, "the script assumes no sentence finished before its last step"
+        else:
+            probs = torch.zeros(rows, self.vocab_size)
+            probs[:, EOS] = 1.0
+        self.steps += 1
+        return probs.log()
+
+    def reorder(self, rows, sentences):
+        pass  # the table is indexed by row position, as in fairseq's test decoder
+
+
+def fairseq_072_sequence_generator_setup():
+    """fairseq v0.7.2 ``tests/utils.py::sequence_generator_setup``: 2 sentences, words w1=4, w2=5."""
+    w1, w2, unk = 4, 5, 0.0
+
+    def rows(*probs):  # columns: </s>, <unk>, w1, w2 (ids 2..5); ids 0 and 1 get probability 0
+        out = torch.zeros(len(probs), 6)
+        out[:, EOS:] = torch.tensor(probs)
+        return out
+
+    table = [
+        rows([0.0, unk, 0.9, 0.1], [0.0, unk, 0.9, 0.1], [0.0, unk, 0.7, 0.3], [0.0, unk, 0.7, 0.3]),
+        rows([1.0, unk, 0.0, 0.0], [0.0, unk, 0.9, 0.1], [0.25, unk, 0.35, 0.4], [0.00, unk, 0.10, 0.9]),
+        rows([0.0, unk, 0.1, 0.9], [0.6, unk, 0.2, 0.2], [0.60, unk, 0.4, 0.00], [0.01, unk, 0.0, 0.99]),
+        rows([1.0, unk, 0.0, 0.0], [1.0, unk, 0.0, 0.0], [0.1, unk, 0.5, 0.4], [1.0, unk, 0.0, 0.0]),
+    ]
+    return w1, w2, RowScriptedDecoder(table, vocab_size=6), torch.tensor([[w1, w2, EOS], [w1, w2, EOS]])
+
+
+def assert_hypo(hypo, tokens, probs, lenpen=1.0):
+    """fairseq's assertHypoTokens + assertHypoScore."""
+    assert hypo.tokens.tolist() == tokens
+    pos_scores = torch.tensor(probs).log()
+    assert (hypo.positional_scores - pos_scores).abs().max() < 1e-4
+    assert abs(pos_scores.sum() / len(probs) ** lenpen - hypo.score) < 1e-6
+
+
+def test_no_stop_early_reproduces_fairseq_0_7_2():
+    """fairseq v0.7.2 ``test_sequence_generator.py::test_no_stop_early`` (``stop_early=False``, beam 2).
+
+    Sentence 2 shows the 0.7.2 bookkeeping: [w1 w2 </s>] (step 2) and [w1 w2 w1 </s>] (step 3) fill the
+    two places; [w2 w2 w2 </s>] (step 3, later in the candidate order) is the first late finisher and is
+    dropped, only recording the worst kept score; [w2 w2 w2 w2 </s>] (step 4) beats it and replaces
+    [w1 w2 </s>]. A search that replaces from the first late finisher on would keep [w2 w2 w2 </s>].
+    """
+    w1, w2, decoder, src = fairseq_072_sequence_generator_setup()
+    generator = SequenceGenerator([], GenerationConfig(num_beams=2, early_stopping=False), decoder=decoder)
+    hypos = generator.generate(src)
+    assert_hypo(hypos[0][0], [w1, EOS], [0.9, 1.0])
+    assert_hypo(hypos[0][1], [w2, w1, w2, EOS], [0.1, 0.9, 0.9, 1.0])
+    assert_hypo(hypos[1][0], [w2, w2, w2, w2, EOS], [0.3, 0.9, 0.99, 0.4, 1.0])
+    assert_hypo(hypos[1][1], [w1, w2, w1, EOS], [0.7, 0.4, 0.4, 1.0])
+
+
+def test_fairseq_0_7_2_setup_with_early_stopping_matches_its_normalized_test():
+    """The same script with the default (``test_with_normalization``): the decoder adaptation is faithful."""
+    w1, w2, decoder, src = fairseq_072_sequence_generator_setup()
+    hypos = SequenceGenerator([], GenerationConfig(num_beams=2), decoder=decoder).generate(src)
+    assert_hypo(hypos[0][0], [w1, EOS], [0.9, 1.0])
+    assert_hypo(hypos[0][1], [w2, w1, w2, EOS], [0.1, 0.9, 0.9, 1.0])
+    assert_hypo(hypos[1][0], [w1, w2, w1, EOS], [0.7, 0.4, 0.4, 1.0])
+    assert_hypo(hypos[1][1], [w1, w2, EOS], [0.7, 0.4, 0.6])

@@ -184,3 +184,22 @@ def test_missing_languages_lists_the_dictionaries(capsys, archive, tmp_path):
     code = convert_main(["--fsmt-path", str(archive / "model1.pt"), "--output-dir", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2 and "--src-lang" in err and "dict.en.txt" in err and "dict.fr.txt" in err
+
+
+@pytest.mark.parametrize("umask,file_mode,folder_mode", [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700)])
+def test_every_file_of_a_converted_folder_gets_the_umasks_mode(archive, tmp_path, umask, file_mode, folder_mode):
+    """One atomic writer for all 8 files: a folder on a shared server is readable when the umask says so."""
+    import os
+    import stat
+
+    from fsmt_port.fairseq.convert import convert
+
+    previous = os.umask(umask)
+    try:
+        out = convert(archive / "model1.pt", tmp_path / "out", src_lang="en", tgt_lang="fr")
+    finally:
+        os.umask(previous)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()}
+    assert set(modes) == EXPECTED_FILES
+    assert modes == {name: file_mode for name in EXPECTED_FILES}
+    assert stat.S_IMODE(out.stat().st_mode) == folder_mode

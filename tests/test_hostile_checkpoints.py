@@ -267,6 +267,40 @@ def test_hostile_pytorch_model_bin_is_refused(converted, tmp_path, capsys):
     assert marker.exists()
 
 
+def test_every_loading_entry_point_offers_the_trust_checkpoint_the_hint_names(converted, tmp_path, capsys):
+    """The refusal says "pass --trust-checkpoint (in Python: trust_checkpoint=True)": each of fsmt-translate,
+    run_eval, run_eval_search and Translator.from_pretrained accepts it and hands it to the loader (the
+    payload then runs: the marker appears; it returns None, so loading still fails cleanly)."""
+    from fsmt_port.evaluation.run_eval import main as run_eval_main
+    from fsmt_port.evaluation.run_eval_search import main as run_eval_search_main
+
+    src = converted(MODEL)
+    marker = tmp_path / "PWNED"
+    state = dict(load_file(str(src / WEIGHTS_NAME)))
+    state["model.encoder.embed_tokens.weight"] = Payload(builtins.eval, f"open({str(marker)!r}, 'w').close()")
+    folder = hub_folder(src, tmp_path / "hub", state)
+    text = tmp_path / "in.txt"
+    text.write_text("Hello world.\n", encoding="utf-8")
+    data = [str(folder), str(text), str(tmp_path / "hyp.txt"), "--reference-path", str(text), "--quiet"]
+    commands = {
+        "fsmt-translate": lambda *extra: translate_main([str(folder), "--input", str(text), "--quiet", *extra]),
+        "run_eval": lambda *extra: run_eval_main([*data, *extra]),
+        "run_eval_search": lambda *extra: run_eval_search_main([*data, "--search", "num_beams=1:2", *extra]),
+    }
+    for name, command in commands.items():
+        assert command() == 2, name
+        assert "--trust-checkpoint" in capsys.readouterr().err and not marker.exists(), name
+        assert command("--trust-checkpoint") == 2, name
+        err = capsys.readouterr().err
+        assert marker.exists() and "not a state_dict of tensors" in err, (name, err)
+        marker.unlink()
+    with pytest.raises(UnsafeCheckpointError, match=r"trust_checkpoint=True"):
+        Translator.from_pretrained(folder)
+    with pytest.raises(CheckpointError, match="not a state_dict of tensors"):
+        Translator.from_pretrained(folder, trust_checkpoint=True)
+    assert marker.exists()
+
+
 def test_truncated_pytorch_model_bin_is_a_clear_error(converted, tmp_path):
     src = converted(MODEL)
     buffer = io.BytesIO()

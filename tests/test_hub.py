@@ -20,7 +20,7 @@ from safetensors.torch import load_file
 
 from hub_cache import add_snapshot, folder_files, hub_env, repo_folder, use_cache
 from fsmt_port import FSMTForConditionalGeneration, FSMTTokenizer, Translator
-from fsmt_port.errors import ConfigError, HubError
+from fsmt_port.errors import ConfigError, HubError, MissingFileError
 from fsmt_port.hub import is_repo_id, resolve_model_dir
 from fsmt_port.translation.cli import main as translate_main
 
@@ -57,7 +57,7 @@ def test_repo_ids_and_local_paths_are_told_apart(tmp_path):
     assert is_repo_id("facebook/wmt19-en-de") and is_repo_id("allenai/wmt16-en-de-dist-12-1")
     assert not any(is_repo_id(x) for x in ("wmt19-en-de", "/abs/path", "./rel/x", "a/b/c", "../x", "a/.."))
     assert resolve_model_dir(tmp_path) == tmp_path  # an existing folder is used as it is
-    with pytest.raises(ConfigError, match="model folder not found, and not a hub repo id"):
+    with pytest.raises(MissingFileError, match="model folder not found, and not a hub repo id"):
         resolve_model_dir(tmp_path / "missing")
 
 

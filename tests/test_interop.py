@@ -13,7 +13,6 @@ import shutil
 
 import pytest
 import torch
-import transformers
 
 import golden
 from fsmt_port import FSMTForConditionalGeneration, FSMTTokenizer
@@ -34,6 +33,7 @@ def _logits(model, src, prev, **kwargs):
 
 @pytest.mark.parametrize("name", HF_EXPRESSIBLE)
 def test_transformers_reads_our_folder_with_same_logits_and_ids(name, converted):
+    transformers = pytest.importorskip("transformers")
     folder = converted(name)
     theirs = transformers.FSMTForConditionalGeneration.from_pretrained(folder, dtype=torch.float32)
     ours = FSMTForConditionalGeneration.from_pretrained(folder)
@@ -49,6 +49,7 @@ def test_transformers_reads_our_folder_with_same_logits_and_ids(name, converted)
 @pytest.mark.parametrize("name", ["tiny-en-fr-separate", "small-en-de"])
 @pytest.mark.parametrize("fmt", ["safetensors", "pytorch_model.bin"])
 def test_folder_saved_by_transformers_loads_in_fsmt_port(name, fmt, converted, tmp_path):
+    transformers = pytest.importorskip("transformers")
     theirs = transformers.FSMTForConditionalGeneration.from_pretrained(converted(name), dtype=torch.float32)
     folder = tmp_path / "hf"
     theirs.save_pretrained(folder)
@@ -70,6 +71,7 @@ def test_transformers_refuses_variants_it_cannot_compute(converted):
 
     (Forcing ``transformers.FSMTForConditionalGeneration`` on it still only warns: that is transformers' choice.)
     """
+    transformers = pytest.importorskip("transformers")
     with pytest.raises(ValueError, match="fsmt_port"):
         transformers.AutoModelForSeq2SeqLM.from_pretrained(converted("tiny-en-cs-variant"))
     # ...while fsmt_port reads it.
@@ -85,5 +87,5 @@ def test_weights_that_do_not_fit_the_config_are_refused(converted, tmp_path):
     weights.pop("model.decoder.layers.1.fc2.weight")
     weights["model.decoder.extra.weight"] = torch.zeros(2)
     save_file(weights, str(folder / "model.safetensors"))
-    with pytest.raises(FSMTPortError, match="missing 1 weight.*fc2.*unexpected"):
+    with pytest.raises(FSMTPortError, match="missing: .*fc2.*unexpected"):
         FSMTForConditionalGeneration.from_pretrained(folder)

@@ -158,7 +158,7 @@ def test_line_reader_keeps_the_text_policy_and_reads_lazily(tmp_path):
 
 
 @pytest.mark.parametrize("case,needle", [("missing", "input file not found"),
-                                         ("folder", "input is a folder, not a file")])
+                                         ("folder", "the input path is a folder, not a file")])
 def test_an_unusable_input_is_named(case, needle, tmp_path):
     path = tmp_path / "nope.en"
     if case == "folder":

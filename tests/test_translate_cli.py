@@ -99,6 +99,7 @@ def test_output_file_is_written_atomically_and_not_overwritten_without_force(cap
     ("too_long", [], ["line 2", "max_source_positions=1024", "--truncate"]),
     ("bad_utf8", [], ["line 3", "UTF-8", "--encoding-errors replace"]),
     ("no_model", [], ["not found"]),
+    ("input_is_folder", [], ["input path is a folder"]),
     ("nbest", ["--nbest", "9"], ["--nbest 9", "--num-beams 5"]),
 ])
 def test_bad_input_gives_one_clear_line(capsys, converted, tmp_path, problem, argv_extra, needles):
@@ -112,6 +113,8 @@ def test_bad_input_gives_one_clear_line(capsys, converted, tmp_path, problem, ar
         source.write_text("ok\n", encoding="utf-8")
     if problem == "no_model":
         model = tmp_path / "missing-model"
+    if problem == "input_is_folder":
+        source = tmp_path
     code, out, err = _run(capsys, model, "-i", source, "--num-beams", 5, "--quiet", *argv_extra)
     assert code == 2 and out == ""
     assert err.startswith("error: ") and err.count("\n") == 1, err

@@ -17,6 +17,7 @@ from typing import Callable
 
 from fsmt_port.errors import FSMTPortError
 from fsmt_port.files import ERROR_POLICIES
+from fsmt_port.modeling.model import DTYPE_CHOICES
 
 
 class _UnderscoreSpellings:
@@ -79,6 +80,12 @@ MODE_OPTIONS = ("sampling", "sampling_topk", "sampling_topp", "temperature", "se
                 "diverse_beam_strength", "diversity_rate", "match_source_len", "constraints", "print_alignment")
 
 
+def command_parser(prog: str, doc: str, example: str) -> argparse.ArgumentParser:
+    """A parser whose help is the module docstring's first paragraph and a usage example."""
+    return argparse.ArgumentParser(prog=prog, description=f"{doc.split(chr(10) * 2)[0]}\n\nexample:\n  {example}",
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def generation_kwargs(args: argparse.Namespace) -> dict:
     names = ("num_beams", "length_penalty", "early_stopping", "no_repeat_ngram_size", "max_len_a", "max_len_b",
              "min_len", "unk_penalty") + MODE_OPTIONS + ("lm_path", "lm_weight")
@@ -96,6 +103,8 @@ def add_runtime_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--encoding-errors", default="strict", choices=ERROR_POLICIES,
                        help="invalid UTF-8 in the input: fail naming the line, or replace with U+FFFD "
                             "(default: %(default)s)")
+    group.add_argument("--trust-checkpoint", action="store_true",
+                       help="let a pytorch_model.bin's pickle run code (only for files you trust; default: refuse)")
     group.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -115,20 +124,25 @@ def hub_kwargs(args: argparse.Namespace) -> dict:
 def add_device_options(group) -> None:
     """Where and how the model runs; shared by the batch CLIs and fsmt-serve."""
     group.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
-    group.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "bf16"],
+    group.add_argument("--dtype", default="fp32", choices=DTYPE_CHOICES,
                        help="compute dtype (default: %(default)s)")
     group.add_argument("--quantize", default="none", choices=["none", "int8"],
                        help="dynamic int8 Linear layers on CPU (default: %(default)s)")
     group.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def parse_bool(text: str) -> bool | None:
+    """``true``/``1``/``yes``/``on`` or their opposites (any case); ``None`` for anything else."""
+    lowered = text.strip().lower()
+    return True if lowered in TRUE_WORDS else False if lowered in FALSE_WORDS else None
 
 
 def _bool(text: str) -> bool:
-    lowered = text.lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    value = parse_bool(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return value
 
 
 def progress_bar(total: int | None, quiet: bool, desc: str, unit: str = "sent"):

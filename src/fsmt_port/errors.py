@@ -1,7 +1,8 @@
-"""Exceptions for everything a user can cause.
+"""Exceptions for everything a user can cause: one class per kind of fault.
 
 Each message is one line that says what was expected, what arrived (file, key,
 line) and what to do. CLIs print ``str(err)`` and exit non-zero; no traceback.
+The README's "Errors" section lists the classes for users.
 """
 
 
@@ -9,20 +10,26 @@ class FSMTPortError(Exception):
     """Base class: a problem with the user's input, not a bug in fsmt_port."""
 
 
+class MissingFileError(FSMTPortError, FileNotFoundError):
+    """A file or folder that must exist is not there: a model folder or one of its files, a fairseq
+    checkpoint, dictionary or bpecodes, an input or reference text."""
+
+
 class CheckpointError(FSMTPortError):
-    """A fairseq checkpoint cannot be read, or is not a transformer we support."""
+    """Weights cannot be read (corrupt, truncated, not a transformer) or do not fit the config."""
 
 
 class UnsafeCheckpointError(CheckpointError):
-    """A checkpoint's pickle asks for code outside the safe allow-list."""
+    """A checkpoint's pickle asks for code outside the safe allow-list (``--trust-checkpoint`` to allow)."""
 
 
 class DictionaryFormatError(FSMTPortError, ValueError):
-    """A ``dict.*.txt`` or ``bpecodes`` line does not have the expected format."""
+    """A ``dict.*.txt``, vocab, ``bpecodes`` or ``merges.txt`` entry does not have the expected format."""
 
 
 class ConfigError(FSMTPortError, ValueError):
-    """A config field or a command-line option has an unusable value."""
+    """A config field (config.json, generation_config.json, tokenizer_config.json) or a command-line
+    option has an unusable type or value."""
 
 
 class InputError(FSMTPortError, ValueError):
@@ -56,3 +63,5 @@ class RequestError(InputError):
 
 class OutputError(FSMTPortError):
     """An output cannot be written (no space left, no permission, a folder in the way)."""
+class OutOfMemoryError(FSMTPortError, MemoryError):
+    """Even a single sentence does not fit in memory on the chosen device and dtype."""

@@ -15,7 +15,9 @@ Text input follows one policy, documented for users:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
+import json
 import os
 import shutil
 import signal
@@ -24,7 +26,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from fsmt_port.errors import InputError, OutputExistsError
+from fsmt_port.errors import ConfigError, InputError, MissingFileError, OutputExistsError
 
 
 def check_can_write(path: Path, force: bool, what: str = "output") -> None:
@@ -78,23 +80,63 @@ def atomic_directory(final: Path, force: bool = False) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_file(final: Path, force: bool = True, mode: str = "w", encoding: str | None = "utf-8"):
-    """Open a temporary sibling of ``final`` for writing; rename it into place on success."""
+def atomic_path(final: Path, force: bool = True) -> Iterator[Path]:
+    """Yield a temporary sibling path of ``final`` for writers that want a path (safetensors);
+    on success it gets the mode a new file gets under the umask (0644 under 022) and replaces ``final``."""
     final = Path(final)
     check_can_write(final, force, "output file")
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.tmp-", dir=final.parent)
+    os.close(fd)
     tmp = Path(tmp_name)
-    os.chmod(tmp, 0o666 & ~_umask())
     try:
         with sigterm_as_interrupt():
-            with os.fdopen(fd, mode, encoding=encoding if "b" not in mode else None,
-                           newline="" if "b" not in mode else None) as handle:
-                yield handle
+            yield tmp
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp (and safetensors) create files 0600
             os.replace(tmp, final)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_file(final: Path, force: bool = True, mode: str = "w", encoding: str | None = "utf-8"):
+    """Open a temporary sibling of ``final`` for writing; rename it into place on success."""
+    binary = "b" in mode
+    with atomic_path(final, force) as tmp:
+        with open(tmp, mode, encoding=None if binary else encoding, newline=None if binary else "") as handle:
+            yield handle
+
+
+CONVERT_HINT = "run the converter (python -m fsmt_port.convert; --force to redo a folder)"
+
+
+def read_json(path: str | Path, what: str):
+    """A model folder's JSON file: ``MissingFileError`` when absent, ``ConfigError`` when not UTF-8 JSON."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise MissingFileError(f"{path}: {what} not found; {CONVERT_HINT}") from None
+    except IsADirectoryError:
+        raise MissingFileError(f"{path}: {what} is a folder, not a file; {CONVERT_HINT}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: {what} is not valid JSON ({err}); {CONVERT_HINT}") from None
+
+
+def write_json(path: str | Path, data, force: bool = True) -> None:
+    """``data`` as indented UTF-8 JSON, atomically (the one way JSON files are written)."""
+    with atomic_file(Path(path), force=force) as handle:
+        handle.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def sha256(path: str | Path) -> str:
+    """Hex digest of a file, read in 1 MiB blocks (checkpoints are gigabytes)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _umask() -> int:
@@ -146,9 +188,10 @@ def open_input(path: str | Path, what: str = "input") -> BinaryIO:
     """``path`` opened for binary reading; a missing file, a folder or an unreadable file is one clear error."""
     path = Path(path)
     if path.is_dir():
-        raise InputError(f"{path}: {what} is a folder, not a file; give a text file with one sentence per line")
+        raise InputError(f"{path}: the {what} path is a folder, not a file; give a text file with one sentence "
+                         "per line")
     if not path.exists():
-        raise InputError(f"{path}: {what} file not found")
+        raise MissingFileError(f"{path}: {what} file not found")
     try:
         return open(path, "rb")
     except OSError as err:

@@ -18,7 +18,7 @@ import os
 import re
 from pathlib import Path
 
-from fsmt_port.errors import ConfigError, HubError
+from fsmt_port.errors import ConfigError, HubError, MissingFileError
 
 TOKENIZER_FILES = ("vocab-src.json", "vocab-tgt.json", "merges.txt", "tokenizer_config.json")
 CONFIG_FILES = ("config.json", "generation_config.json")
@@ -45,7 +45,7 @@ def resolve_model_dir(name_or_path: str | os.PathLike, *, revision: str | None =
     if path.is_dir():
         return path
     if not is_repo_id(text):
-        raise ConfigError(f"{text}: model folder not found, and not a hub repo id (org/name); convert a checkpoint "
+        raise MissingFileError(f"{text}: model folder not found, and not a hub repo id (org/name); convert a checkpoint "
                           "first (python -m fsmt_port.convert --fsmt-path MODEL.pt --output-dir DIR) or give e.g. "
                           "facebook/wmt19-en-de")
     return _snapshot(text, revision, local_files_only or _offline(), files, cache_dir)

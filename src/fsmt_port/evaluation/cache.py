@@ -14,8 +14,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from fsmt_port.fairseq.convert import sha256
-from fsmt_port.files import atomic_file
+from fsmt_port.files import atomic_file, sha256
 from fsmt_port.translation.resume import model_fingerprint
 
 def base_key_fields(model_dirs: list[str], input_path: str | Path, reading: dict, runtime: dict) -> dict:

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from fsmt_port.generation.config import GenerationConfig
-from fsmt_port.evaluation.report import write_json
+from fsmt_port.files import write_json
 
 OWN_KEYS = {"max_length", "fsmt_port_provenance"}
 

@@ -11,21 +11,22 @@ from __future__ import annotations
 import itertools
 from dataclasses import fields
 
+from fsmt_port.cli import parse_bool
 from fsmt_port.errors import ConfigError
 from fsmt_port.generation import FAIRSEQ_NAMES
 from fsmt_port.generation.config import GenerationConfig
 
 FIELD_TYPES = {f.name: type(f.default) for f in fields(GenerationConfig)}
-TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 
 def _typed(name: str, text: str, field_types: dict | None = None):
     kind = (field_types or FIELD_TYPES)[name]
     lowered = text.strip().lower()
     if kind is bool:
-        if lowered in TRUE or lowered in FALSE:
-            return lowered in TRUE
-        raise ConfigError(f"--search {name}: {text!r} is not true or false")
+        value = parse_bool(lowered)
+        if value is None:
+            raise ConfigError(f"--search {name}: {text!r} is not true or false")
+        return value
     try:
         return kind(lowered) if kind is float else int(lowered)
     except ValueError:

@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from fsmt_port.errors import ConfigError
+from fsmt_port.errors import OutOfMemoryError
 from fsmt_port.generation import Hypothesis
 from fsmt_port.translation.translator import Translator, make_batches
 
@@ -63,7 +63,7 @@ def generate_with_oom_retry(translator: Translator, id_lists: Sequence[list[int]
                 raise
             _release_memory()
             if len(batch) == 1:
-                raise ConfigError(f"out of memory translating a single sentence of {len(id_lists[batch[0]])} "
+                raise OutOfMemoryError(f"out of memory translating a single sentence of {len(id_lists[batch[0]])} "
                                   "tokens; use a smaller --dtype (fp16/bf16), another --device, or a lower "
                                   "--max-len-b") from None
             limit = len(batch) // 2

@@ -1,10 +1,10 @@
-"""Writing results: text and JSON atomically, CSV, markdown tables and the search's score table."""
+"""Writing results: text lines and CSV atomically (JSON: ``files.write_json``), markdown tables for the terminal
+and the search's score table."""
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -14,11 +14,6 @@ from fsmt_port.files import atomic_file
 def write_lines(path: str | Path, lines: Iterable[str]) -> None:
     with atomic_file(Path(path)) as handle:
         handle.write("".join(line + "\n" for line in lines))
-
-
-def write_json(path: str | Path, data) -> None:
-    with atomic_file(Path(path)) as handle:
-        handle.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def write_csv(path: str | Path, rows: Sequence[dict], columns: Sequence[str]) -> None:

@@ -31,7 +31,7 @@ from fsmt_port.evaluation.corpus import translate_corpus
 from fsmt_port.translation.distributed import shutdown
 from fsmt_port.translation.translator import split_constraint_lines
 from fsmt_port.evaluation.options import add_eval_arguments
-from fsmt_port.evaluation.report import write_json
+from fsmt_port.files import write_json
 from fsmt_port.evaluation.scoring import BleuScorer
 from fsmt_port.evaluation.session import start_session
 

@@ -36,7 +36,8 @@ from fsmt_port.translation.distributed import shutdown
 from fsmt_port.evaluation.grid import as_options, describe, expand, generation_fields, parse_search
 from fsmt_port.evaluation.options import add_eval_arguments
 from fsmt_port.evaluation.plot import plot_bleu, require_matplotlib
-from fsmt_port.evaluation.report import score_table, write_csv, write_json, write_lines
+from fsmt_port.evaluation.report import score_table, write_csv, write_lines
+from fsmt_port.files import write_json
 from fsmt_port.evaluation.scoring import BleuScorer
 from fsmt_port.evaluation.session import Session, start_session
 

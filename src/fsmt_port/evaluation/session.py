@@ -79,5 +79,5 @@ def start_session(args: argparse.Namespace, outputs: list[str | Path]) -> Sessio
     start = time.perf_counter()
     model_dirs = [resolve_model_dir(d, **hub_kwargs(args)) for d in args.model_dirs]
     translator = Translator.from_pretrained(model_dirs, device=context.device(args.device), dtype=args.dtype,
-                                            quantize=args.quantize)
+                                            quantize=args.quantize, trust_checkpoint=args.trust_checkpoint)
     return Session(args, context, data, translator, time.perf_counter() - start, model_dirs)

@@ -27,17 +27,16 @@ where fairseq and fsmt_port translate it like any other input.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
-from fsmt_port.cli import add_hub_options, hub_kwargs, run_cli
+from fsmt_port.cli import add_hub_options, command_parser, hub_kwargs, run_cli
 from fsmt_port.modeling.configuration import FSMTConfig
 from fsmt_port.errors import ConfigError
-from fsmt_port.files import atomic_directory, check_can_write
+from fsmt_port.files import atomic_directory, check_can_write, write_json
 from fsmt_port.modeling.positions import LearnedPositions, sinusoidal_table
 
 #: fairseq activation -> name of CTranslate2's ``common_spec.Activation`` member.
@@ -208,16 +207,13 @@ def export_ct2(model_dir: str | Path, output_dir: str | Path, quantization: str 
             "source_must_end_with": "</s>", "decoder_start_token": "</s>"}
     with atomic_directory(output_dir, force=force) as tmp:
         spec.save(str(tmp))
-        (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        write_json(tmp / EXPORT_INFO, info)
     return output_dir
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m fsmt_port.export.ct2",
-        description=__doc__.split("\n\n")[0] + "\n\nexample:\n  python -m fsmt_port.export.ct2 "
-        "wmt19-en-de wmt19-en-de-ct2 --quantization int8",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_parser("python -m fsmt_port.export_ct2", __doc__,
+                            "python -m fsmt_port.export_ct2 wmt19-en-de wmt19-en-de-ct2 --quantization int8")
     parser.add_argument("model_dir", help="folder written by fsmt_port.fairseq.convert, or a hub repo id")
     parser.add_argument("output_dir", help="CTranslate2 model folder to write")
     parser.add_argument("--quantization", choices=QUANTIZATIONS,

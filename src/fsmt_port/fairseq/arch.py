@@ -8,7 +8,7 @@ then collect every option we cannot honour into one error.
 from __future__ import annotations
 
 from fsmt_port.modeling.configuration import FSMTConfig
-from fsmt_port.errors import CheckpointError
+from fsmt_port.errors import CheckpointError, ConfigError
 
 _BASE = {
     "encoder_embed_dim": 512, "encoder_ffn_embed_dim": 2048, "encoder_layers": 6, "encoder_attention_heads": 8,
@@ -103,6 +103,6 @@ def config_from_fairseq_args(args: dict, src_vocab_size: int, tgt_vocab_size: in
         raise CheckpointError(f"{source}: unsupported fairseq option(s): {'; '.join(problems)}. "
                               "fsmt_port converts the standard transformer; these change the network.")
     try:
-        return FSMTConfig(**config_kwargs)
-    except Exception as err:  # ConfigError from __post_init__
-        raise CheckpointError(f"{source}: {err}") from None
+        return FSMTConfig(**config_kwargs).validate(f"{source} (its args)")
+    except ConfigError as err:
+        raise CheckpointError(str(err)) from None

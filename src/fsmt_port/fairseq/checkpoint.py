@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from fsmt_port.errors import CheckpointError, UnsafeCheckpointError
+from fsmt_port.errors import CheckpointError, MissingFileError, UnsafeCheckpointError
 
 #: Top-level checkpoint keys that never matter for inference.
 TRAINING_ONLY_KEYS = (
@@ -50,7 +50,7 @@ def load_torch_file(path: str | Path, trust: bool = False) -> Any:
     """``torch.load`` a file safely, turning every failure into one clear error."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint file not found; pass the path of an existing model*.pt")
+        raise MissingFileError(f"{path}: checkpoint file not found; pass the path of an existing model*.pt")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: file is empty; download the checkpoint again")
     # Zip-format files can be memory-mapped: tensors we never touch (optimizer
@@ -70,7 +70,7 @@ def load_torch_file(path: str | Path, trust: bool = False) -> Any:
                 what = "a pickle opcode the safe loader cannot check (saved with pickle_protocol >= 4?)"
             raise UnsafeCheckpointError(
                 f"{path}: refused to unpickle {what}: loading it could run code from the file. "
-                "If you trust where this checkpoint came from, pass --trust-checkpoint (trust=True)."
+                "If you trust where this file came from, pass --trust-checkpoint (in Python: trust_checkpoint=True)."
             ) from None
         raise CheckpointError(f"{path}: not a readable torch checkpoint ({_first_line(msg)}); "
                               "the file is corrupt or truncated, download it again") from None

@@ -13,28 +13,27 @@ fairseq, without running code from the pickle, and writes ``config.json``,
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import sys
 from pathlib import Path
 
 import torch
 
 from fsmt_port.fairseq.checkpoint import load_fairseq_checkpoint
-from fsmt_port.cli import run_cli
+from fsmt_port.cli import command_parser, run_cli
 from fsmt_port.fairseq.dictionary import FairseqDictionary, to_bpe_vocab
 from fsmt_port.tokenization.bpe import read_bpecodes
-from fsmt_port.errors import CheckpointError, ConfigError
+from fsmt_port.errors import CheckpointError, ConfigError, MissingFileError
 from fsmt_port.fairseq.arch import config_from_fairseq_args
 from fsmt_port.fairseq.convert_lm import convert_language_model
 from fsmt_port.fairseq.lm_arch import is_language_model
 from fsmt_port.fairseq.weights import convert_state_dict
-from fsmt_port.files import atomic_directory, check_can_write
+from fsmt_port.files import atomic_directory, check_can_write, sha256, write_json
 from fsmt_port.generation.config import GenerationConfig
-from fsmt_port.modeling.model import FSMTForConditionalGeneration
+from fsmt_port.modeling.validation import check_weights_fit
+from fsmt_port.modeling.model import DTYPE_CHOICES, DTYPES, FSMTForConditionalGeneration, dtype_name
 from fsmt_port.tokenization.tokenizer import FSMTTokenizer
 
-STORAGE_DTYPES = {"keep": None, "fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+STORAGE_DTYPES = {"keep": None, **{name: DTYPES[name] for name in DTYPE_CHOICES}}
 
 
 def resolve_langs(args: dict, src_lang: str | None, tgt_lang: str | None, folder: Path) -> tuple[str, str]:
@@ -56,21 +55,13 @@ def find_bpecodes(folder: Path, override: str | None) -> Path:
     for name in ("bpecodes", "code"):
         if (folder / name).is_file():
             return folder / name
-    raise ConfigError(f"{folder}: no bpecodes (or code) file next to the checkpoint; pass --bpecodes PATH")
+    raise MissingFileError(f"{folder}: no bpecodes (or code) file next to the checkpoint; pass --bpecodes PATH")
 
 
 def load_dictionary(path: Path, what: str) -> FairseqDictionary:
     if not path.is_file():
-        raise ConfigError(f"{path}: {what} not found; pass --{'src' if 'source' in what else 'tgt'}-dict PATH")
+        raise MissingFileError(f"{path}: {what} not found; pass --{'src' if 'source' in what else 'tgt'}-dict PATH")
     return FairseqDictionary.load(path, what=what)
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def convert(fsmt_path: str | Path, output_dir: str | Path, *, src_lang: str | None = None,
@@ -116,57 +107,44 @@ def convert(fsmt_path: str | Path, output_dir: str | Path, *, src_lang: str | No
 
     config = config_from_fairseq_args(args, len(src_dictionary), len(tgt_dictionary), [src, tgt],
                                       version("encoder"), version("decoder"), str(fsmt_path))
+    try:  # before any module is built: the args' layer counts and sizes are those of the weights
+        check_weights_fit(config, {k: v.shape for k, v in state.items()}, f"{fsmt_path} (its args)")
+    except ConfigError as err:
+        raise CheckpointError(str(err)) from None
     file_state, ignored = convert_state_dict(state, config, str(fsmt_path))
-    dtypes = {str(t.dtype).replace("torch.", "") for t in file_state.values()}
+    dtypes = {t.dtype for t in file_state.values()}
     target_dtype = STORAGE_DTYPES[storage_dtype]
 
+    generation = GenerationConfig.from_dict(ckpt["generation"])  # fairseq's cfg.generation: beam 5, lenpen 1, ...
+    generation = generation.update(**(generation_overrides or {}))
     if target_dtype is None:
-        target_dtype = getattr(torch, next(iter(dtypes))) if len(dtypes) == 1 else torch.float32
+        target_dtype = next(iter(dtypes)) if len(dtypes) == 1 else torch.float32
     # Built on meta, the model takes the (memory-mapped) checkpoint tensors as they are: the
     # weights are never copied in memory before they are written (peak RSS ~ the weights' size).
     with torch.device("meta"):
-        model = FSMTForConditionalGeneration(config)
+        model = FSMTForConditionalGeneration(config, generation)
     model.load_file_state(file_state, source=str(fsmt_path), dtype=target_dtype)
     tokenizer = FSMTTokenizer(to_bpe_vocab(src_dictionary.symbols), to_bpe_vocab(tgt_dictionary.symbols),
                               merges, [src, tgt], model_max_length=config.max_source_positions)
-    generation = GenerationConfig.from_dict(_fairseq_generation_defaults(ckpt["generation"]))
-    generation = generation.update(**(generation_overrides or {}))
     provenance = {
         "converted_from": str(fsmt_path.name),
         "checkpoint_sha256": sha256(fsmt_path),
-        "checkpoint_dtypes": sorted(dtypes),
+        "checkpoint_dtypes": sorted(dtype_name(d) for d in dtypes),
         "ignored_checkpoint_keys": ignored,
         "generation_overrides": generation_overrides or {},
     }
     with atomic_directory(output_dir, force=force) as tmp:
-        model.save_pretrained(tmp, storage_dtype=target_dtype)
+        model.save_pretrained(tmp, storage_dtype=target_dtype, generation_provenance={
+            "source": "fairseq checkpoint cfg.generation" if ckpt["generation"] else "fairseq defaults",
+            **({"overrides": generation_overrides} if generation_overrides else {})})
         tokenizer.save_pretrained(tmp)
-        special = {"bos_token_id": 0, "pad_token_id": 1, "eos_token_id": 2, "decoder_start_token_id": 2,
-                   "forced_eos_token_id": 2}
-        (tmp / "generation_config.json").write_text(
-            json.dumps(generation.to_file_dict(provenance={"source": "fairseq checkpoint cfg.generation"
-                                                           if ckpt["generation"] else "fairseq defaults",
-                                                           **({"overrides": generation_overrides}
-                                                              if generation_overrides else {})},
-                                               special=special), indent=2) + "\n", encoding="utf-8")
-        (tmp / "fsmt_port_conversion.json").write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")
+        write_json(tmp / "fsmt_port_conversion.json", provenance)
     return output_dir
 
 
-def _fairseq_generation_defaults(generation: dict) -> dict:
-    """fairseq's GenerationConfig names -> ours (beam 5, lenpen 1, max_len_b 200, ...)."""
-    mapping = {"beam": "num_beams", "lenpen": "length_penalty", "max_len_a": "max_len_a",
-               "max_len_b": "max_len_b", "min_len": "min_len", "unkpen": "unk_penalty",
-               "no_repeat_ngram_size": "no_repeat_ngram_size"}
-    return {ours: generation[theirs] for theirs, ours in mapping.items() if generation.get(theirs) is not None}
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m fsmt_port.fairseq.convert",
-        description=__doc__.split("\n\n")[0] + "\n\nexample:\n  python -m fsmt_port.fairseq.convert "
-        "--fsmt-path wmt19.en-de.joined-dict.ensemble/model4.pt --output-dir wmt19-en-de",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_parser("python -m fsmt_port.convert", __doc__, "python -m fsmt_port.convert --fsmt-path "
+                            "wmt19.en-de.joined-dict.ensemble/model4.pt --output-dir wmt19-en-de")
     io = parser.add_argument_group("input and output")
     io.add_argument("--fsmt-path", required=True, help="fairseq checkpoint (model*.pt) in its archive folder")
     io.add_argument("--output-dir", required=True, help="folder to write (must not exist unless --force)")

@@ -15,12 +15,11 @@ import os
 from collections.abc import Iterable, Mapping
 
 from fsmt_port.errors import DictionaryFormatError, MissingFileError
+from fsmt_port.tokenization.bpe import CONTINUATION, END_OF_WORD
 
 BOS, PAD, EOS, UNK = "<s>", "<pad>", "</s>", "<unk>"
 SPECIAL_SYMBOLS = (BOS, PAD, EOS, UNK)
 OVERWRITE_FLAG = "#fairseq:overwrite"
-CONTINUATION = "@@"
-END_OF_WORD = "</w>"
 
 _EXPECTED_LINE = "'<token> <count>' optionally followed by ' #fairseq:overwrite'"
 
@@ -186,7 +185,7 @@ def from_bpe_vocab(vocab: Mapping[str, int], *, source: str = "vocab") -> list[s
     """Id-ordered fairseq symbols from a ``</w>`` vocab (the inverse of :func:`to_bpe_vocab`)."""
     symbols: list[str | None] = [None] * len(vocab)
     for piece, idx in vocab.items():
-        if not isinstance(idx, int) or not 0 <= idx < len(vocab) or symbols[idx] is not None:
+        if not isinstance(idx, int) or isinstance(idx, bool) or not 0 <= idx < len(vocab) or symbols[idx] is not None:
             raise DictionaryFormatError(
                 f"{source}: token {piece!r} has id {idx!r}; ids must be the distinct integers "
                 f"0..{len(vocab) - 1}. Re-run the converter to rewrite the vocab file."

@@ -12,7 +12,7 @@ import torch
 
 from fsmt_port.modeling.configuration import FSMTConfig
 from fsmt_port.errors import CheckpointError
-from fsmt_port.modeling.weights import module_to_file, tied_module_keys
+from fsmt_port.modeling.weights import module_to_file, state_differences, tied_module_keys
 
 #: Keys fairseq itself discards on load, and why.
 IGNORED = {
@@ -58,24 +58,12 @@ def convert_state_dict(state: dict[str, torch.Tensor], config: FSMTConfig, sourc
         reference = FSMTForConditionalGeneration(config)
     expected = module_to_file(reference.state_dict(), config)
     expected = {k: v for k, v in expected.items() if not k.endswith("embed_positions.table")}
-    file_state = {f"model.{k}": v for k, v in renamed.items() if v is not None}
-    missing = sorted(k for k in expected if k not in file_state)
-    unexpected = sorted(k[len("model."):] for k in file_state if k not in expected)
-    shapes = [f"{k[len('model.'):]} {tuple(file_state[k].shape)} (expected {tuple(v.shape)})"
-              for k, v in expected.items() if k in file_state and file_state[k].shape != v.shape]
-    problems = []
-    if shapes:
-        problems.append("shape mismatch: " + ", ".join(shapes[:4]))
-    if missing:
-        problems.append(f"missing: {', '.join(k[len('model.'):] for k in missing[:4])}"
-                        + (f" (+{len(missing) - 4} more)" if len(missing) > 4 else ""))
-    if unexpected:
-        problems.append(f"unused checkpoint keys: {', '.join(unexpected[:4])}"
-                        + (f" (+{len(unexpected) - 4} more)" if len(unexpected) > 4 else ""))
+    problems = state_differences({k: v.shape for k, v in renamed.items() if v is not None},
+                                 {k.removeprefix("model."): v.shape for k, v in expected.items()})
     if problems:
         raise CheckpointError(f"{source}: weights do not match the architecture in its args: "
                               + "; ".join(problems))
-    return {k: file_state[k] for k in expected}, ignored
+    return {k: renamed[k.removeprefix("model.")] for k in expected}, ignored
 
 
 def _learned(config: FSMTConfig, key: str) -> bool:

@@ -1,7 +1,7 @@
 """Beam search (fairseq-exact), greedy, n-best and ensembles.
 
 ``generate(models, input_ids, ...)`` is what ``FSMTForConditionalGeneration.generate``
-and ``FSMTEnsemble.generate`` call. Keyword names follow transformers; fairseq's
+calls (several models = an ensemble). Keyword names follow transformers; fairseq's
 names are accepted too:
 
 ==============================  =========================  ============================
@@ -14,7 +14,7 @@ fsmt_port / HF name             fairseq name               meaning
 ``max_len_a``, ``max_len_b``    same                       max_len = a * src_len + b
 ``min_len``                     same                       </s> banned while step < min_len
 ``no_repeat_ngram_size``        same                       fairseq's intended rule
-``early_stopping``              (not ``--no-early-stop``)  stop at num_beams finished
+``early_stopping``              not ``--no-early-stop``    stop at num_beams finished (False: fairseq 0.7.2)
 ``do_sample``                   ``sampling``               sample instead of beam search
 ``top_k``                       ``sampling_topk``          sample among the k best
 ``top_p``                       ``sampling_topp``          sample in the nucleus
@@ -36,14 +36,8 @@ from __future__ import annotations
 import torch
 
 from fsmt_port.errors import ConfigError, InputError
-from fsmt_port.generation.config import GenerationConfig
+from fsmt_port.generation.config import FAIRSEQ_NAMES, HF_NAMES, GenerationConfig
 from fsmt_port.generation.generator import GenerateOutput, Hypothesis, SequenceGenerator
-
-FAIRSEQ_NAMES = {"beam": "num_beams", "lenpen": "length_penalty", "nbest": "num_return_sequences",
-                 "unkpen": "unk_penalty"}
-# transformers' names for fairseq's options (GenerationConfig keeps fairseq's)
-HF_NAMES = {"do_sample": "sampling", "top_k": "sampling_topk", "top_p": "sampling_topp",
-            "num_beam_groups": "diverse_beam_groups", "diversity_penalty": "diverse_beam_strength"}
 
 __all__ = ["generate", "GenerateOutput", "Hypothesis", "SequenceGenerator", "resolve_generation_config"]
 
@@ -97,8 +91,8 @@ def generate(models: list, input_ids: torch.Tensor, attention_mask: torch.Tensor
         kept = [h.tokens for h in hypos[: config.num_return_sequences]]
         rows += kept + [torch.tensor([2])] * (config.num_return_sequences - len(kept))
     width = 1 + max(len(r) for r in rows)
-    sequences = torch.full((len(rows), width), 1, dtype=torch.long)
-    sequences[:, 0] = 2
+    sequences = torch.full((len(rows), width), models[0].config.pad_token_id, dtype=torch.long)
+    sequences[:, 0] = models[0].config.decoder_start_token_id
     for index, row in enumerate(rows):
         sequences[index, 1: 1 + len(row)] = row.cpu()
     if return_dict_in_generate:

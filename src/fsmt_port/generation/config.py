@@ -3,17 +3,24 @@
 HF names map to fairseq's: ``num_beams``=beam, ``length_penalty``=lenpen,
 ``num_return_sequences``=nbest, ``unk_penalty``=unkpen, ``min_len``,
 ``max_len_a``/``max_len_b``, ``no_repeat_ngram_size``; ``early_stopping=True``
-is fairseq's (only) behaviour. See ``generation/__init__.py`` and the README.
+is fairseq's behaviour (False: fairseq 0.7.2's ``--no-early-stop``). See ``generation/__init__.py`` and the README.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+from fsmt_port.config_fields import check_field_types, is_finite_number
 from fsmt_port.errors import ConfigError
+from fsmt_port.files import read_json
+
+#: fairseq's generation option names -> ours (both are accepted everywhere; ours win when both are given).
+FAIRSEQ_NAMES = {"beam": "num_beams", "lenpen": "length_penalty", "nbest": "num_return_sequences",
+                 "unkpen": "unk_penalty"}
+#: transformers' names for fairseq's options (GenerationConfig keeps fairseq's).
+HF_NAMES = {"do_sample": "sampling", "top_k": "sampling_topk", "top_p": "sampling_topp",
+            "num_beam_groups": "diverse_beam_groups", "diversity_penalty": "diverse_beam_strength"}
 
 
 @dataclass(frozen=True)
@@ -47,13 +54,18 @@ class GenerationConfig:
             object.__setattr__(self, "print_alignment", "hard")
         if self.print_alignment is False:
             object.__setattr__(self, "print_alignment", None)
+        check_field_types(self, "generation config")
         checks = [
             (self.num_beams >= 1, "num_beams must be >= 1"),
             (1 <= self.num_return_sequences <= self.num_beams, "num_return_sequences must be between 1 and num_beams"),
             (self.no_repeat_ngram_size >= 0, "no_repeat_ngram_size must be >= 0"),
+            (self.no_repeat_ngram_size != 1,
+             "no_repeat_ngram_size=1 would ban every token already generated, and the starting </s> bans </s> "
+             "itself, so no hypothesis could ever end (fairseq 0.10 and its CUDA kernel fail there too); "
+             "use 0 (off) or 2 and more"),
             (self.min_len >= 0, "min_len must be >= 0"),
             (self.max_len_b >= 0 and self.max_len_a >= 0, "max_len_a and max_len_b must be >= 0"),
-            (all(math.isfinite(v) for v in (self.length_penalty, self.unk_penalty, self.max_len_a,
+            (all(is_finite_number(v) for v in (self.length_penalty, self.unk_penalty, self.max_len_a,
                                              self.temperature, self.sampling_topp, self.diverse_beam_strength,
                                              self.diversity_rate, self.lm_weight)),
              "length_penalty, unk_penalty, max_len_a, temperature, sampling_topp, diverse_beam_strength, "
@@ -76,21 +88,24 @@ class GenerationConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "GenerationConfig":
+        """Our fields from ``data`` (fairseq names accepted; unknown keys and ``None`` values ignored)."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        renamed = {FAIRSEQ_NAMES[k]: v for k, v in data.items() if k in FAIRSEQ_NAMES}
+        renamed.update((k, v) for k, v in data.items() if k in known)
+        return cls(**{k: v for k, v in renamed.items() if v is not None})
 
     @classmethod
     def from_pretrained(cls, model_dir: str | Path) -> "GenerationConfig":
         path = Path(model_dir) / "generation_config.json"
-        if not path.is_file():
+        if not path.exists():
             return cls()
+        data = read_json(path, "generation config")
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a JSON object, got {type(data).__name__}")
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"{path}: invalid JSON ({err})") from None
-        if "num_beams" not in data and "beam" in data:  # fairseq-style keys
-            data["num_beams"] = data["beam"]
-        return cls.from_dict(data)
+            return cls.from_dict(data)
+        except ConfigError as err:
+            raise ConfigError(f"{path}: {err}") from None
 
     def to_file_dict(self, provenance: dict | None = None, special: dict | None = None) -> dict:
         """What ``generation_config.json`` holds: ours plus the HF keys transformers reads."""

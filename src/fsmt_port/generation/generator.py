@@ -17,10 +17,11 @@ Semantics (identical to fairseq 0.12 unless noted):
   the length); the best ``num_beams`` live candidates continue.
 * ``early_stopping=True`` (fairseq's behaviour): a sentence is done once
   ``num_beams`` hypotheses are final or ``max_len`` is reached.
-  ``early_stopping=False`` (fairseq <= 0.9 ``--no-early-stop``): keep searching
-  until no live hypothesis can beat the worst kept one, bounding its final score
-  by ``cumulative / max_len ** length_penalty``; better late finishers replace
-  the worst kept hypothesis.
+  ``early_stopping=False`` (fairseq <= 0.7.2 ``--no-early-stop``; 0.8 made it a
+  no-op): keep searching until no candidate can beat the recorded worst kept
+  score, bounding its final score by ``cumulative / max_len ** length_penalty``;
+  with 0.7.2's bookkeeping the first late finisher only records the worst, later
+  better ones replace it.
 * Finished sentences leave the batch; their rows leave every cache.
 * Hypotheses are sorted by score, descending (``torch.sort``, as fairseq).
 """
@@ -57,14 +58,17 @@ class GenerateOutput:
 
 
 class SequenceGenerator:
-    def __init__(self, models: list, config: GenerationConfig, pad: int = 1, eos: int = 2, unk: int = 3,
-                 decoder: EnsembleDecoder | None = None) -> None:
-        # ``decoder`` lets tests drive the search with scripted log-probs.
+    def __init__(self, models: list, config: GenerationConfig, pad: int | None = None, eos: int | None = None,
+                 unk: int | None = None, decoder: EnsembleDecoder | None = None) -> None:
+        # ``decoder`` lets tests drive the search with scripted log-probs (then fairseq's ids are the default).
         self.decoder = decoder if decoder is not None else EnsembleDecoder(
             models, fusion_lm(config, models), config.lm_weight)
         self.config = config
-        self.pad, self.eos, self.unk = pad, eos, unk
-        self.search = build_search(config, self.decoder.vocab_size, eos)
+        model_config = models[0].config if models else None
+        self.pad = pad if pad is not None else getattr(model_config, "pad_token_id", 1)
+        self.eos = eos if eos is not None else getattr(model_config, "eos_token_id", 2)
+        self.unk = unk if unk is not None else getattr(model_config, "unk_token_id", 3)
+        self.search = build_search(config, self.decoder.vocab_size, self.eos)
         self.decoder.temperature = config.temperature
         self.decoder.record_attention = config.print_alignment is not None
         if config.num_beams > self.decoder.vocab_size - 1:  # fairseq's limit: <pad> is never a candidate
@@ -153,6 +157,8 @@ class SequenceGenerator:
         tokens[:, 0] = self.eos
         cands_to_ignore = torch.zeros(bsz, beam, dtype=torch.bool, device=device)
         finalized: list[list[dict]] = [[] for _ in range(bsz)]
+        # early_stopping=False: per sentence, fairseq 0.7.2's recorded worst kept hypothesis (score, index)
+        worst: list[tuple[float, int | None]] = [(-math.inf, None)] * bsz
         finished = [False] * bsz
         remaining = bsz
         cand_size = 2 * beam
@@ -196,18 +202,28 @@ class SequenceGenerator:
             if cfg.no_repeat_ngram_size:
                 block_repeated_ngrams(tokens, lprobs, step, cfg.no_repeat_ngram_size)
 
+            if not cfg.early_stopping and step >= max_len:
+                # fairseq 0.7.2 at max_len: every remaining row ends here, best </s> score first.
+                eos_scores = lprobs[:, self.eos] + (scores[:, step - 1] if step else 0.0)
+                eos_scores, order = torch.sort(eos_scores, descending=True)
+                self._finalize(step, order, eos_scores, tokens, scores, finalized, finished, sent_ids, max_lens,
+                               None, worst, src_lengths, attn, src_rows)
+                break
+
             cand_scores, cand_indices, cand_beams = search.step(
                 step, lprobs.view(bsz, -1, vocab), scores.view(bsz, beam, -1)[:, :, :step])
             cand_bbsz_idx = cand_beams + bbsz_offsets
-            eos_mask = cand_indices.eq(self.eos) & cand_scores.ne(-math.inf)
-            eos_mask[:, :beam][cands_to_ignore] = False
+            eos_mask = cand_indices.eq(self.eos)
+            if cfg.early_stopping:  # fairseq >= 0.9's guards against -inf rows; 0.7.2 had neither
+                eos_mask &= cand_scores.ne(-math.inf)
+                eos_mask[:, :beam][cands_to_ignore] = False
             eos_bbsz_idx = torch.masked_select(cand_bbsz_idx[:, :beam], mask=eos_mask[:, :beam])
 
             finalized_sents: list[int] = []
             if eos_bbsz_idx.numel() > 0:
                 eos_scores = torch.masked_select(cand_scores[:, :beam], mask=eos_mask[:, :beam])
                 finalized_sents = self._finalize(step, eos_bbsz_idx, eos_scores, tokens, scores, finalized,
-                                                 finished, sent_ids, max_lens, cand_scores, eos_mask,
+                                                 finished, sent_ids, max_lens, cand_scores, worst,
                                                  src_lengths, attn, src_rows)
                 remaining -= len(finalized_sents)
             if remaining == 0:
@@ -248,7 +264,8 @@ class SequenceGenerator:
                 batch_idxs = None
 
             # Live candidates sort before finalized/ignored ones (+cand_size); keep the best `beam`.
-            eos_mask[:, :beam] = ~((~cands_to_ignore) & (~eos_mask[:, :beam]))
+            if cfg.early_stopping:
+                eos_mask[:, :beam] = ~((~cands_to_ignore) & (~eos_mask[:, :beam]))
             active_mask = eos_mask.to(cand_offsets.dtype) * cand_size + cand_offsets[: eos_mask.size(1)]
             new_cands_to_ignore, active_hypos = torch.topk(active_mask, k=beam, dim=1, largest=False)
             cands_to_ignore = new_cands_to_ignore.ge(cand_size)[:, :beam]
@@ -299,8 +316,9 @@ class SequenceGenerator:
 
     def _finalize(self, step: int, bbsz_idx: torch.Tensor, eos_scores: torch.Tensor, tokens: torch.Tensor,
                   scores: torch.Tensor, finalized: list, finished: list, sent_ids: torch.Tensor,
-                  max_lens: torch.Tensor, cand_scores: torch.Tensor, eos_mask: torch.Tensor,
-                  src_lengths: torch.Tensor, attn: torch.Tensor | None, src_rows: torch.Tensor) -> list[int]:
+                  max_lens: torch.Tensor, cand_scores: torch.Tensor | None,
+                  worst: list[tuple[float, int | None]], src_lengths: torch.Tensor, attn: torch.Tensor | None,
+                  src_rows: torch.Tensor) -> list[int]:
         """Store hypotheses ending in </s> now; return the live-batch indices of sentences now done."""
         beam = self.config.num_beams
         tokens_clone = tokens.index_select(0, bbsz_idx)[:, 1: step + 2]
@@ -326,34 +344,33 @@ class SequenceGenerator:
             kept = finalized[sent]
             if len(kept) < beam:
                 kept.append(hypo)
-            elif not self.config.early_stopping:
-                worst = min(range(beam), key=lambda j: kept[j]["score"])
-                if hypo["score"] > kept[worst]["score"]:
-                    kept[worst] = hypo
+            elif not self.config.early_stopping and hypo["score"] > worst[sent][0]:
+                if worst[sent][1] is not None:  # fairseq 0.7.2: the first late finisher only sets the worst
+                    kept[worst[sent][1]] = hypo
+                index = min(range(beam), key=lambda j: kept[j]["score"])
+                worst[sent] = (kept[index]["score"], index)
 
         newly_finished: list[int] = []
         for live, sent in sorted(set(zip(live_list, sent_list)), key=lambda pair: pair[1]):
             if finished[sent]:
                 continue
-            if self._is_finished(step, live, sent, finalized, max_lens, cand_scores, eos_mask):
+            if self._is_finished(step, live, sent, finalized, max_lens, cand_scores, worst):
                 finished[sent] = True
                 newly_finished.append(live)
         return newly_finished
 
     def _is_finished(self, step: int, live: int, sent: int, finalized: list, max_lens: torch.Tensor,
-                     cand_scores: torch.Tensor, eos_mask: torch.Tensor) -> bool:
+                     cand_scores: torch.Tensor | None, worst: list[tuple[float, int | None]]) -> bool:
         beam = self.config.num_beams
-        if step == int(max_lens[live]):
+        if step >= int(max_lens[live]):
             return True
         if len(finalized[sent]) < beam:
             return False
         if self.config.early_stopping:
             return True
-        live_scores = cand_scores[live][~eos_mask[live]]
-        if live_scores.numel() == 0:
-            return True
-        best_possible = float(live_scores.max()) / int(max_lens[live]) ** self.config.length_penalty
-        return min(h["score"] for h in finalized[sent]) >= best_possible
+        # fairseq 0.7.2: every candidate counts (those ending in </s> too), in float32.
+        best_possible = cand_scores[live].max() / int(max_lens[live]) ** self.config.length_penalty
+        return bool(worst[sent][0] >= best_possible)
 
     @staticmethod
     def _sorted(hypos: list[dict]) -> list[Hypothesis]:

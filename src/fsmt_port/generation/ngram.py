@@ -18,10 +18,7 @@ def block_repeated_ngrams(tokens: torch.Tensor, lprobs: torch.Tensor, step: int,
     """tokens: (rows, >= step+1) generated so far; lprobs: (rows, V), modified in place."""
     if n <= 0 or step + 2 - n < 0:
         return lprobs
-    history = tokens[:, : step + 1]
-    if n == 1:
-        lprobs.scatter_(1, history, -math.inf)
-        return lprobs
+    history = tokens[:, : step + 1]  # n >= 2: GenerationConfig refuses 1
     if history.size(1) < n:  # no complete n-gram yet
         return lprobs
     windows = history.unfold(1, n, 1)  # (rows, step+2-n, n): every n-gram so far

@@ -10,13 +10,12 @@ something else; ``transformers_incompatible`` says why.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from fsmt_port.errors import ConfigError
-
-SUPPORTED_ACTIVATIONS = ("relu", "gelu", "gelu_accurate", "gelu_fast", "tanh", "linear", "swish", "relu_squared")
+from fsmt_port.files import read_json
+from fsmt_port.modeling.validation import validate_config
 
 
 @dataclass
@@ -57,20 +56,10 @@ class FSMTConfig:
     decoder_start_token_id: int = 2  # fairseq starts decoding from </s>
     dtype: str = "float32"  # storage dtype of model.safetensors
 
-    def __post_init__(self) -> None:
-        if self.activation_function not in SUPPORTED_ACTIVATIONS:
-            raise ConfigError(
-                f"activation_function={self.activation_function!r} is not supported; "
-                f"expected one of {', '.join(SUPPORTED_ACTIVATIONS)}"
-            )
-        for side in ("encoder", "decoder"):
-            dim, heads = getattr(self, f"{side}_embed_dim"), getattr(self, f"{side}_attention_heads")
-            if heads <= 0 or dim % heads:
-                raise ConfigError(f"{side}_embed_dim={dim} is not divisible by {side}_attention_heads={heads}")
-        if self.share_all_embeddings and (
-            self.src_vocab_size != self.tgt_vocab_size or self.encoder_embed_dim != self.decoder_embed_dim
-        ):
-            raise ConfigError("share_all_embeddings needs equal source/target vocabularies and embedding sizes")
+    def validate(self, source: str = "config") -> "FSMTConfig":
+        """Every field's type and range (``modeling/validation.py``); errors name ``source``. Returns self."""
+        validate_config(self, source)
+        return self
 
     # --- the decoder's shape as fairseq's TransformerDecoder reads it (shared with LMConfig) ---
     @property
@@ -87,7 +76,11 @@ class FSMTConfig:
 
     # --- transformers compatibility -------------------------------------------------
     def transformers_incompatibilities(self) -> list[str]:
-        """What transformers' FSMT (post-norm, sinusoidal, relu/gelu) cannot express."""
+        """What transformers' FSMT (post-norm, sinusoidal, relu/gelu) cannot express.
+
+        Expressible, so not listed: per-side ffn sizes and head counts (FSMT has both fields), and
+        ``share_decoder_input_output_embed`` alone (the output projection is written out).
+        """
         reasons = []
         if self.encoder_normalize_before or self.decoder_normalize_before:
             reasons.append("pre-norm layers (encoder/decoder_normalize_before)")
@@ -99,13 +92,8 @@ class FSMTConfig:
             reasons.append("layernorm_embedding")
         if self.encoder_embed_dim != self.decoder_embed_dim:
             reasons.append("different encoder/decoder embedding sizes")
-        if (self.encoder_ffn_dim, self.encoder_attention_heads) != (self.decoder_ffn_dim, self.decoder_attention_heads):
-            # FSMT has per-side ffn/heads fields, so these are fine.
-            pass
         if self.activation_function not in ("relu", "gelu", "tanh", "swish", "linear"):
             reasons.append(f"activation {self.activation_function}")
-        if self.share_decoder_input_output_embed and not self.share_all_embeddings:
-            pass  # expressible: tie_word_embeddings=False with output_projection written out
         if self.encoder_final_layer_norm or self.decoder_final_layer_norm:
             reasons.append("final encoder/decoder LayerNorm")
         return reasons
@@ -148,8 +136,10 @@ class FSMTConfig:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> "FSMTConfig":
-        """Read our config.json or a transformers FSMT one (e.g. facebook/wmt19-en-de)."""
+    def from_dict(cls, data: dict, source: str = "config") -> "FSMTConfig":
+        """Read (and validate) our config.json or a transformers FSMT one (e.g. facebook/wmt19-en-de)."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: expected a JSON object, got {type(data).__name__}")
         data = dict(data)
         if "fairseq_activation_fn" in data:
             data["activation_function"] = data["fairseq_activation_fn"]
@@ -159,25 +149,19 @@ class FSMTConfig:
             data["activation_function"] = "swish"
         if "encoder_embed_dim" not in data:  # transformers' FSMT config
             if "d_model" not in data:
-                raise ConfigError("config.json has neither encoder_embed_dim nor d_model; is this an FSMT model folder?")
+                raise ConfigError(f"{source}: has neither encoder_embed_dim nor d_model; is this an FSMT model folder?")
             data["encoder_embed_dim"] = data["decoder_embed_dim"] = data["d_model"]
             pos = data.get("max_position_embeddings", 1024)
             data.setdefault("max_source_positions", pos)
             data.setdefault("max_target_positions", pos)
             data["share_all_embeddings"] = bool(data.get("tie_word_embeddings", False))
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(**{k: v for k, v in data.items() if k in known}).validate(source)
 
     @classmethod
     def from_pretrained(cls, model_dir: str | Path) -> "FSMTConfig":
         path = Path(model_dir) / "config.json"
-        if not path.is_file():
-            raise ConfigError(f"{path} not found; convert a fairseq checkpoint with `python -m fsmt_port.fairseq.convert` first")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"{path}: invalid JSON ({err}); re-run the converter with --force") from None
-        return cls.from_dict(data)
+        return cls.from_dict(read_json(path, "model config"), source=str(path))
 
     @property
     def src_lang(self) -> str:

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fsmt_port.errors import CheckpointError, ConfigError
-from fsmt_port.modeling.configuration import SUPPORTED_ACTIVATIONS
+from fsmt_port.modeling.validation import SUPPORTED_ACTIVATIONS
 from fsmt_port.modeling.positions import SinusoidalPositions
 from fsmt_port.modeling.transformer import Decoder
 from fsmt_port.modeling.weights import file_to_module, module_to_file, non_persistent_ok

@@ -6,7 +6,6 @@ so a converted folder is readable by both.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,16 +14,33 @@ import torch
 from torch import nn
 
 from fsmt_port.modeling.configuration import FSMTConfig
-from fsmt_port.errors import CheckpointError, ConfigError
+from fsmt_port.errors import CheckpointError, ConfigError, MissingFileError
+from fsmt_port.files import atomic_path, write_json
 from fsmt_port.generation.config import GenerationConfig
 from fsmt_port.modeling.positions import SinusoidalPositions
 from fsmt_port.modeling.transformer import EncoderOutput, FSMTModel
-from fsmt_port.modeling.weights import file_to_module, module_to_file, non_persistent_ok, tied_module_keys
+from fsmt_port.modeling.validation import check_weights_fit, read_weight_shapes
+from fsmt_port.modeling.weights import (
+    file_to_module,
+    module_to_file,
+    non_persistent_ok,
+    state_differences,
+    tied_module_keys,
+)
 
 WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+GENERATION_CONFIG_NAME = "generation_config.json"
 LEGACY_WEIGHTS_NAME = "pytorch_model.bin"
+#: Every dtype name we accept: the short ones of the command lines (``DTYPE_CHOICES``) and torch's.
 DTYPES = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16,
           "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
+DTYPE_CHOICES = ("fp32", "fp16", "bf16")
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """torch's name without the module: ``float16`` (as config.json records the storage dtype)."""
+    return str(dtype).removeprefix("torch.")
 
 
 @dataclass
@@ -36,7 +52,7 @@ class Seq2SeqLMOutput:
 class FSMTForConditionalGeneration(nn.Module):
     def __init__(self, config: FSMTConfig, generation_config: GenerationConfig | None = None) -> None:
         super().__init__()
-        self.config = config
+        self.config = config.validate()
         self.generation_config = generation_config or GenerationConfig()
         self.model = FSMTModel(config)
         self.eval()
@@ -51,17 +67,27 @@ class FSMTForConditionalGeneration(nn.Module):
         (``facebook/wmt19-en-de``; ``revision``, ``local_files_only``, ``cache_dir`` as in huggingface_hub).
 
         ``dtype`` (fp32/fp16/bf16) is the compute dtype; weights stored in fp16 are
-        upcast to fp32 by default, as fairseq's hub does.
+        upcast to fp32 by default, as fairseq's hub does. ``trust_checkpoint`` lets a legacy
+        ``pytorch_model.bin`` unpickle more than tensors (it can run code: only for trusted files).
         """
         from fsmt_port.hub import CONFIG_FILES, WEIGHT_FILES, resolve_model_dir
 
         model_dir = resolve_model_dir(model_dir, revision=revision, local_files_only=local_files_only,
                                       files=CONFIG_FILES + WEIGHT_FILES, cache_dir=cache_dir)
         config = FSMTConfig.from_pretrained(model_dir)
+        generation_config = GenerationConfig.from_pretrained(model_dir)
+        compute_dtype = resolve_dtype(dtype)
+        # The config's sizes must be the weights' before anything is built: from the safetensors header
+        # (no tensor read), or from a legacy pytorch_model.bin once unpickled.
+        safetensors_file = model_dir / WEIGHTS_NAME
+        if safetensors_file.is_file():
+            check_weights_fit(config, read_weight_shapes(safetensors_file), str(model_dir / CONFIG_NAME))
+        state = read_weights(model_dir, trust_checkpoint)
+        if not safetensors_file.is_file():
+            check_weights_fit(config, {k: v.shape for k, v in state.items()}, str(model_dir / CONFIG_NAME))
         with torch.device("meta"):  # no memory, no random init: the weights come from the file
-            model = cls(config, GenerationConfig.from_pretrained(model_dir))
-        model.load_file_state(read_weights(model_dir, trust_checkpoint), source=str(model_dir),
-                              dtype=resolve_dtype(dtype))
+            model = cls(config, generation_config)
+        model.load_file_state(state, source=str(model_dir), dtype=compute_dtype)
         model.to(device=device)
         return model
 
@@ -80,17 +106,8 @@ class FSMTForConditionalGeneration(nn.Module):
         tied = set(tied_module_keys(self.config))
         if self.config.share_decoder_input_output_embed:
             tied.add("model.decoder.output_projection.weight")
-        missing = [k for k in expected if k not in module_state and k not in tied]
-        unexpected = [k for k in module_state if k not in expected]
-        wrong = [f"{k}: file {tuple(module_state[k].shape)} vs model {tuple(expected[k].shape)}"
-                 for k in expected if k in module_state and module_state[k].shape != expected[k].shape]
-        problems = []
-        if missing:
-            problems.append(f"missing {len(missing)} weight(s), e.g. {missing[:3]}")
-        if unexpected:
-            problems.append(f"{len(unexpected)} unexpected weight(s), e.g. {unexpected[:3]}")
-        if wrong:
-            problems.append(f"shape mismatch: {wrong[:3]}")
+        problems = state_differences({k: v.shape for k, v in module_state.items()},
+                                     {k: v.shape for k, v in expected.items()}, optional=tied)
         if problems:
             raise CheckpointError(f"{source}: weights do not fit config.json: " + "; ".join(problems)
                                   + ". Re-convert the checkpoint with --force.")
@@ -105,8 +122,12 @@ class FSMTForConditionalGeneration(nn.Module):
             if isinstance(module, SinusoidalPositions):
                 module.materialize(dtype)
 
-    def save_pretrained(self, out_dir: str | os.PathLike, storage_dtype: torch.dtype | None = None) -> None:
-        """Write config.json, generation_config.json and model.safetensors into an existing folder."""
+    def save_pretrained(self, out_dir: str | os.PathLike, storage_dtype: torch.dtype | None = None,
+                        generation_provenance: dict | None = None) -> None:
+        """Write model.safetensors, config.json and generation_config.json into an existing folder.
+
+        Each file is written atomically; ``generation_provenance`` is recorded in generation_config.json.
+        """
         from safetensors.torch import save_file
 
         out_dir = Path(out_dir)
@@ -118,10 +139,16 @@ class FSMTForConditionalGeneration(nn.Module):
             if tensor.data_ptr() in seen:
                 state[key] = tensor.clone()
             seen.add(tensor.data_ptr())
-        save_file(state, str(out_dir / WEIGHTS_NAME), metadata={"format": "pt"})
+        with atomic_path(out_dir / WEIGHTS_NAME) as tmp:
+            save_file(state, str(tmp), metadata={"format": "pt"})
         config = self.config.to_dict()
-        config["dtype"] = str(storage_dtype or next(iter(state.values())).dtype).replace("torch.", "")
-        (out_dir / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        config["dtype"] = dtype_name(storage_dtype or next(iter(state.values())).dtype)
+        write_json(out_dir / CONFIG_NAME, config)
+        ids = {"bos_token_id": self.config.bos_token_id, "pad_token_id": self.config.pad_token_id,
+               "eos_token_id": self.config.eos_token_id, "decoder_start_token_id": self.config.decoder_start_token_id,
+               "forced_eos_token_id": self.config.eos_token_id}
+        write_json(out_dir / GENERATION_CONFIG_NAME,
+                   self.generation_config.to_file_dict(provenance=generation_provenance, special=ids))
 
     # --- running -------------------------------------------------------------------
     @property
@@ -169,7 +196,7 @@ def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype not in DTYPES:
-        raise ConfigError(f"unknown dtype {dtype!r}; expected one of fp32, fp16, bf16")
+        raise ConfigError(f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPE_CHOICES)}")
     return DTYPES[dtype]
 
 
@@ -192,5 +219,5 @@ def read_weights(model_dir: Path, trust_checkpoint: bool = False) -> dict[str, t
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise CheckpointError(f"{legacy}: not a state_dict of tensors")
         return state
-    raise CheckpointError(f"{model_dir}: no {WEIGHTS_NAME} (or {LEGACY_WEIGHTS_NAME}); "
+    raise MissingFileError(f"{model_dir}: no {WEIGHTS_NAME} (or {LEGACY_WEIGHTS_NAME}); "
                           "convert a fairseq checkpoint with python -m fsmt_port.fairseq.convert")

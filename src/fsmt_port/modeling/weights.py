@@ -9,6 +9,7 @@ each. These two functions are the only place that knows both layouts.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 
@@ -69,6 +70,21 @@ def tied_module_keys(config: FSMTConfig) -> list[str]:
     if config.share_all_embeddings:
         keys += ["model.encoder.embed_tokens.weight", "model.decoder.output_projection.weight"]
     return keys
+
+
+def state_differences(found: Mapping[str, Sequence[int]], expected: Mapping[str, Sequence[int]],
+                      optional: Iterable[str] = ()) -> list[str]:
+    """What keeps ``found`` (key -> shape) from being exactly ``expected``: one phrase per kind, the first
+    few keys each. Keys in ``optional`` may be absent (tied weights). Empty when they match."""
+    optional = set(optional)
+    kinds = {
+        "shape mismatch": [f"{k} {tuple(found[k])} (expected {tuple(v)})"
+                           for k, v in expected.items() if k in found and tuple(found[k]) != tuple(v)],
+        "missing": sorted(k for k in expected if k not in found and k not in optional),
+        "unexpected": sorted(k for k in found if k not in expected),
+    }
+    return [f"{kind}: {', '.join(keys[:4])}" + (f" (+{len(keys) - 4} more)" if len(keys) > 4 else "")
+            for kind, keys in kinds.items() if keys]
 
 
 def non_persistent_ok(key: str) -> bool:

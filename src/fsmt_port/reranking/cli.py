@@ -227,7 +227,7 @@ def run(args: argparse.Namespace) -> dict:
 
 def _write_score(args, setup: RerankSetup, weights: Weights, bleu: dict) -> None:
     """run_eval's score JSON fields plus what was reranked with what."""
-    from fsmt_port.evaluation.report import write_json
+    from fsmt_port.files import write_json
 
     write_json(args.score_path, {
         **bleu, "n_obs": len(read_lines(args.input, errors=args.encoding_errors)), "model_dirs": setup.gen_model,
@@ -243,7 +243,8 @@ def _write_score(args, setup: RerankSetup, weights: Weights, bleu: dict) -> None
 
 def _report(args, rows: list[dict], best: dict, top1: dict, grid: dict | None) -> None:
     """The table (best trials first) on stdout; trials.csv, best_weights.json and the plot in --results-dir."""
-    from fsmt_port.evaluation.report import markdown_table, write_csv, write_json
+    from fsmt_port.evaluation.report import markdown_table, write_csv
+    from fsmt_port.files import write_json
 
     ranked = sorted(rows, key=lambda r: (-r["bleu"], r["trial"]))
     columns = ["trial", "weight1", "weight2", "weight3", "lenpen", "bleu"]

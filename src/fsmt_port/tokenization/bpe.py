@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import functools
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 
 from fsmt_port.errors import DictionaryFormatError, MissingFileError
+from fsmt_port.files import atomic_file
 
-END_OF_WORD = "</w>"
-CONTINUATION = "@@"
-DEFAULT_CACHE_SIZE = 1 << 17
+END_OF_WORD = "</w>"  # transformers' vocab form: "foo</w>" ends a word
+CONTINUATION = "@@"  # fastBPE/fairseq form: "foo@@" continues one
+DEFAULT_CACHE_SIZE = 1 << 17  # words whose pieces are kept (per FastBPE, and per tokenizer vocabulary)
 
 Merge = tuple[str, str]
 
@@ -75,8 +75,8 @@ def _parse_code_line(line: str, path: str, lineno: int) -> Merge:
 
 def write_merges(merges: Iterable[Merge], path: str | os.PathLike) -> None:
     """Write transformers-FSMT ``merges.txt`` (``A B`` per line, ends with a newline), atomically."""
-    text = "".join(f"{a} {b}\n" for a, b in merges)
-    atomic_write_text(path, text)
+    with atomic_file(path) as handle:
+        handle.writelines(f"{a} {b}\n" for a, b in merges)
 
 
 def read_merges(path: str | os.PathLike) -> list[Merge]:
@@ -89,6 +89,9 @@ def read_merges(path: str | os.PathLike) -> list[Merge]:
         raise MissingFileError(
             f"merges file not found: {path}. Run the fsmt-convert converter to create the model folder."
         ) from None
+    except UnicodeDecodeError as err:
+        raise DictionaryFormatError(f"{path}: merges are not valid UTF-8 ({err.reason} at byte {err.start}); "
+                                    "re-run the converter to rewrite merges.txt.") from None
     merges = []
     for lineno, line in enumerate(lines, start=1):
         fields = line.split(" ")
@@ -99,21 +102,6 @@ def read_merges(path: str | os.PathLike) -> list[Merge]:
             )
         merges.append((fields[0], fields[1]))
     return merges
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write via a temp file in the same folder + ``os.replace``: never a half-written file."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def split_word(word: str) -> list[str]:

@@ -19,31 +19,31 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 
 from fsmt_port.tokenization.bpe import (
+    DEFAULT_CACHE_SIZE,
+    END_OF_WORD,
     FastBPE,
     Merge,
-    atomic_write_text,
     read_bpecodes,
     read_merges,
     word_to_bpe_string,
     write_merges,
 )
 from fsmt_port.fairseq.dictionary import (
-    END_OF_WORD,
     SPECIAL_SYMBOLS,
     FairseqDictionary,
     dictionary_from_bpe_vocab,
     symbol_to_piece,
     to_bpe_vocab,
 )
-from fsmt_port.errors import ConfigError, InputError, MissingFileError
+from fsmt_port.errors import ConfigError, DictionaryFormatError, InputError
+from fsmt_port.files import CONVERT_HINT, atomic_file, read_json
 from fsmt_port.tokenization.batch_encoding import BatchEncoding
+from fsmt_port.tokenization.padding import left_pad
 
 SRC_VOCAB_FILE = "vocab-src.json"
 TGT_VOCAB_FILE = "vocab-tgt.json"
 MERGES_FILE = "merges.txt"
 CONFIG_FILE = "tokenizer_config.json"
-WORD_CACHE_SIZE = 1 << 17
-_CONVERT_HINT = "Run the converter (fsmt-convert) to create a complete model folder."
 
 
 @functools.lru_cache(maxsize=None)
@@ -116,10 +116,10 @@ class FSMTTokenizer:
         self.moses_punct_normalization = bool(moses_punct_normalization)
         self.do_lower_case = bool(do_lower_case)
         self.model_max_length = int(model_max_length)
-        self._src_word_ids = functools.lru_cache(WORD_CACHE_SIZE)(
+        self._src_word_ids = functools.lru_cache(DEFAULT_CACHE_SIZE)(
             functools.partial(self._word_ids, self.src_vocab)
         )
-        self._tgt_word_ids = functools.lru_cache(WORD_CACHE_SIZE)(
+        self._tgt_word_ids = functools.lru_cache(DEFAULT_CACHE_SIZE)(
             functools.partial(self._word_ids, self.tgt_vocab)
         )
 
@@ -155,21 +155,32 @@ class FSMTTokenizer:
 
         folder = os.fspath(resolve_model_dir(folder, revision=revision, local_files_only=local_files_only,
                                              files=TOKENIZER_FILES, cache_dir=cache_dir))
-        config = _read_json(os.path.join(folder, CONFIG_FILE), "tokenizer config")
+        config = read_json(os.path.join(folder, CONFIG_FILE), "tokenizer config")
         if not isinstance(config, dict) or "langs" not in config:
             raise ConfigError(
                 f"{os.path.join(folder, CONFIG_FILE)}: expected a JSON object with \"langs\": "
-                f"[source_lang, target_lang]. {_CONVERT_HINT}"
+                f"[source_lang, target_lang]. {CONVERT_HINT}"
             )
         kwargs = {
             "moses_punct_normalization": config.get("moses_punct_normalization", False),
             "do_lower_case": config.get("do_lower_case", False),
             "model_max_length": config.get("model_max_length", 1024),
         }
+        for key, value in kwargs.items():
+            if not (isinstance(value, bool) if key != "model_max_length" else
+                    isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+                raise ConfigError(f"{os.path.join(folder, CONFIG_FILE)}: {key}={value!r:.60} must be "
+                                  f"{'a positive integer' if key == 'model_max_length' else 'true or false'}")
         kwargs.update(overrides)
+        vocabs = []
+        for name, what in ((SRC_VOCAB_FILE, "source vocab"), (TGT_VOCAB_FILE, "target vocab")):
+            vocab = read_json(os.path.join(folder, name), what)
+            if not isinstance(vocab, dict):
+                raise DictionaryFormatError(f"{os.path.join(folder, name)}: expected a JSON object "
+                                            f"{{token: id}}, got {type(vocab).__name__}. {CONVERT_HINT}")
+            vocabs.append(vocab)
         return cls(
-            _read_json(os.path.join(folder, SRC_VOCAB_FILE), "source vocab"),
-            _read_json(os.path.join(folder, TGT_VOCAB_FILE), "target vocab"),
+            *vocabs,
             read_merges(os.path.join(folder, MERGES_FILE)),
             config["langs"],
             **kwargs,
@@ -188,8 +199,8 @@ class FSMTTokenizer:
         }
         files = {SRC_VOCAB_FILE: self.src_vocab, TGT_VOCAB_FILE: self.tgt_vocab, CONFIG_FILE: config}
         for name, obj in files.items():
-            text = json.dumps(obj, ensure_ascii=False, indent=2) + "\n"
-            atomic_write_text(os.path.join(folder, name), text)
+            with atomic_file(os.path.join(folder, name)) as handle:
+                handle.write(json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
         write_merges(self.bpe.merges, os.path.join(folder, MERGES_FILE))
         return [os.path.join(folder, name) for name in (*files, MERGES_FILE)]
 
@@ -258,8 +269,8 @@ class FSMTTokenizer:
                               "(fsmt_port pads to the longest sentence, on the left as fairseq)")
         width = max((len(r) for r in rows), default=0)
         if padding in (True, "longest"):
-            masks = [[0] * (width - len(r)) + [1] * len(r) for r in rows]
-            rows = [[self.pad_token_id] * (width - len(r)) + r for r in rows]
+            masks = left_pad([[1] * len(r) for r in rows], 0)
+            rows = left_pad(rows, self.pad_token_id)
         else:
             masks = [[1] * len(r) for r in rows]
         if return_tensors is None:
@@ -346,14 +357,3 @@ def _text_list(texts) -> list[str]:
     if not isinstance(texts, Iterable):
         raise InputError(f"expected a str or a list of str, got {type(texts).__name__}")
     return list(texts)
-
-
-def _read_json(path: str, what: str):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except FileNotFoundError:
-        raise MissingFileError(f"{what} file not found: {path}. {_CONVERT_HINT}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: {what} is not valid JSON ({err}). {_CONVERT_HINT}") from None
-

@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             if output is not None and not args.restart:
                 check_world_size(Path(output), context.world_size)  # before loading the models
             translator = Translator.from_pretrained(args.model_dirs, device=context.device(args.device),
-                                                    dtype=args.dtype, quantize=args.quantize, **hub_kwargs(args))
+                                                    dtype=args.dtype, quantize=args.quantize,
+                                                    trust_checkpoint=args.trust_checkpoint, **hub_kwargs(args))
             options = {"format": args.format, "nbest": args.nbest, "batch_size": args.batch_size,
                        "max_tokens": args.max_tokens, "truncate": args.truncate}
             translate_corpus_file(

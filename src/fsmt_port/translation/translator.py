@@ -21,6 +21,7 @@ from fsmt_port.generation import Hypothesis, SequenceGenerator, as_prefix_tensor
 from fsmt_port.generation.config import GenerationConfig
 from fsmt_port.hub import resolve_model_dir
 from fsmt_port.modeling.model import FSMTForConditionalGeneration, resolve_dtype
+from fsmt_port.tokenization.padding import left_pad
 from fsmt_port.tokenization.tokenizer import FSMTTokenizer
 from fsmt_port.translation.windows import DEFAULT_BUFFER_SIZE, read_windows
 
@@ -75,8 +76,8 @@ def make_batches(lengths: Sequence[int], batch_size: int | None, max_tokens: int
 
 
 def pad_left(rows: list[list[int]], pad: int = 1) -> torch.Tensor:
-    width = max(len(r) for r in rows)
-    return torch.tensor([[pad] * (width - len(r)) + r for r in rows], dtype=torch.long)
+    """A left-padded (batch, longest) tensor of source ids, as fairseq batches them."""
+    return torch.tensor(left_pad(rows, pad), dtype=torch.long)
 
 
 class Translator:
@@ -91,8 +92,9 @@ class Translator:
     def from_pretrained(cls, model_dirs: Sequence[str | os.PathLike] | str | os.PathLike,
                         device: str | None = None, dtype: str | None = None, quantize: str = "none", *,
                         revision: str | None = None, local_files_only: bool = False,
-                        cache_dir: str | os.PathLike | None = None) -> "Translator":
-        """Model folder(s) or hub repo id(s) (several = an ensemble); ``revision`` applies to every hub id."""
+                        cache_dir: str | os.PathLike | None = None, trust_checkpoint: bool = False) -> "Translator":
+        """Model folder(s) or hub repo id(s) (several = an ensemble); ``revision`` applies to every hub id.
+        ``trust_checkpoint``: see ``FSMTForConditionalGeneration.from_pretrained``."""
         if isinstance(model_dirs, (str, os.PathLike)):
             model_dirs = [model_dirs]
         if not model_dirs:
@@ -102,12 +104,19 @@ class Translator:
             raise ConfigError(f"unknown quantization {quantize!r}; expected one of {QUANTIZATIONS}")
         model_dirs = [resolve_model_dir(d, revision=revision, local_files_only=local_files_only, cache_dir=cache_dir)
                       for d in model_dirs]
-        models = [FSMTForConditionalGeneration.from_pretrained(d, dtype=dtype, device=device) for d in model_dirs]
+        models = [FSMTForConditionalGeneration.from_pretrained(d, dtype=dtype, device=device,
+                                                               trust_checkpoint=trust_checkpoint) for d in model_dirs]
         if quantize == "int8":
             if device.type != "cpu" or resolve_dtype(dtype) != torch.float32:
                 raise ConfigError("--quantize int8 is a CPU fp32 feature; use --device cpu --dtype fp32")
             models = [quantize_int8(m) for m in models]
         tokenizer = FSMTTokenizer.from_pretrained(model_dirs[0])
+        config = models[0].config
+        for vocab, size, name in ((tokenizer.src_vocab, config.src_vocab_size, "src"),
+                                  (tokenizer.tgt_vocab, config.tgt_vocab_size, "tgt")):
+            if len(vocab) > size:  # its ids would index past the embedding
+                raise ConfigError(f"{Path(model_dirs[0]) / f'vocab-{name}.json'}: {len(vocab)} entries, more than "
+                                  f"config.json's {name}_vocab_size={size}; re-convert the checkpoint")
         for other in model_dirs[1:]:
             theirs = FSMTTokenizer.from_pretrained(other)
             if theirs.src_vocab != tokenizer.src_vocab or theirs.tgt_vocab != tokenizer.tgt_vocab:
