@@ -19,7 +19,7 @@ import sys
 import pytest
 
 import golden
-from fsmt_port.errors import InputError
+from fsmt_port.errors import FSMTPortError, InputError
 from fsmt_port.files import decode_line_stream, iter_lines, read_lines
 from fsmt_port.translation.cli import main as translate_main
 from fsmt_port.translation.formatting import format_lines
@@ -163,7 +163,7 @@ def test_an_unusable_input_is_named(case, needle, tmp_path):
     path = tmp_path / "nope.en"
     if case == "folder":
         path.mkdir()
-    with pytest.raises(InputError, match=f"{path}: {needle}"):
+    with pytest.raises(FSMTPortError, match=f"{path}: {needle}"):  # MissingFileError / InputError
         iter_lines(path)
 
 

@@ -171,7 +171,11 @@ def defaults(model_dir: Path) -> str:
     config = GenerationConfig.from_pretrained(model_dir)
     path = model_dir / "generation_config.json"
     stored = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    rows = [{"argument": k, "value": json.dumps(v)} for k, v in config.to_dict().items()]
+    # The beam-search settings always; the other decoding modes only where the folder changes them.
+    plain = GenerationConfig().to_dict()
+    beam_fields = list(plain)[: list(plain).index("temperature")]
+    rows = [{"argument": k, "value": json.dumps(v)} for k, v in config.to_dict().items()
+            if k in beam_fields or v != plain[k]]
     text = ("## Default generation settings\n\nFrom `generation_config.json` (every call can override them):\n\n"
             + markdown_table(rows, ["argument", "value"]))
     if "fsmt_port_provenance" in stored:
