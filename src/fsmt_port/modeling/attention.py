@@ -77,7 +77,22 @@ class CrossAttention(nn.Module):
     @staticmethod
     def weights(q: torch.Tensor, k: torch.Tensor, memory_mask: torch.Tensor | None) -> torch.Tensor:
         """fairseq's attention probabilities, mean over heads: softmax((q * hd^-0.5) k^T + mask) in fp32."""
-        scores = torch.matmul(q * q.size(-1) ** -0.5, k.transpose(-1, -2))
-        if memory_mask is not None:
-            scores = scores + memory_mask
-        return torch.softmax(scores.float(), dim=-1).mean(dim=1)
+        return _fairseq_weights(q, k, memory_mask)
+
+
+def _fairseq_weights(q: torch.Tensor, k: torch.Tensor, memory_mask: torch.Tensor | None) -> torch.Tensor:
+    """(sentences, H, G*T, hd) x (sentences, H, S, hd) -> (sentences, G*T, S) with fairseq's kernel shapes:
+    one (T=1) bmm row per (beam row, head), softmax in fp32, then the mean over heads of the
+    (H, rows, T, S) view, so the last float bits are fairseq's too."""
+    sentences, heads, rows_per_sentence, head_dim = q.shape
+    source = k.size(2)
+    q = (q * head_dim ** -0.5).permute(0, 2, 1, 3).reshape(-1, heads, 1, head_dim)  # (rows, H, 1, hd)
+    rows = q.size(0)
+    k = k.unsqueeze(1).expand(sentences, rows_per_sentence, heads, source, head_dim).reshape(rows * heads, source,
+                                                                                             head_dim)
+    scores = torch.bmm(q.reshape(rows * heads, 1, head_dim), k.transpose(1, 2)).view(rows, heads, 1, source)
+    if memory_mask is not None:
+        mask = memory_mask.unsqueeze(1).expand(sentences, rows_per_sentence, 1, 1, source).reshape(rows, 1, 1, source)
+        scores = scores + mask
+    weights = torch.softmax(scores.float(), dim=-1)
+    return weights.transpose(1, 0).mean(dim=0).view(sentences, rows_per_sentence, source)
