@@ -16,11 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fsmt_port.config_fields import check_field_types
 from fsmt_port.errors import CheckpointError, ConfigError
+from fsmt_port.files import atomic_path, read_json, write_json
 from fsmt_port.modeling.validation import SUPPORTED_ACTIVATIONS
 from fsmt_port.modeling.positions import SinusoidalPositions
 from fsmt_port.modeling.transformer import Decoder
-from fsmt_port.modeling.weights import file_to_module, module_to_file, non_persistent_ok
+from fsmt_port.modeling.weights import file_to_module, module_to_file, non_persistent_ok, state_differences
 
 MODEL_TYPE = "fsmt_port_lm"
 TOKENIZERS = ("moses", "none")
@@ -61,6 +63,7 @@ class LMConfig:
     share_all_embeddings = False
 
     def __post_init__(self) -> None:
+        check_field_types(self, "language model config")  # JSON gives any type anywhere
         if self.activation_function not in SUPPORTED_ACTIVATIONS:
             raise ConfigError(f"activation_function={self.activation_function!r} is not supported; "
                               f"expected one of {', '.join(SUPPORTED_ACTIVATIONS)}")
@@ -80,18 +83,16 @@ class LMConfig:
     @classmethod
     def from_pretrained(cls, model_dir: str | os.PathLike) -> "LMConfig":
         path = Path(model_dir) / "config.json"
-        if not path.is_file():
-            raise ConfigError(f"{path} not found; convert a fairseq transformer_lm checkpoint with "
-                              "python -m fsmt_port.convert --fsmt-path model.pt --output-dir DIR")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"{path}: invalid JSON ({err}); re-run the converter with --force") from None
-        if data.get("model_type") != MODEL_TYPE:
-            raise ConfigError(f"{path}: model_type={data.get('model_type')!r} is not a language model "
+        data = read_json(path, "language model config")
+        if not isinstance(data, dict) or data.get("model_type") != MODEL_TYPE:
+            kind = data.get("model_type") if isinstance(data, dict) else type(data).__name__
+            raise ConfigError(f"{path}: model_type={kind!r} is not a language model "
                               f"({MODEL_TYPE}); convert a fairseq transformer_lm checkpoint")
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        try:
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except ConfigError as err:
+            raise ConfigError(f"{path}: {err}") from None
 
 
 def is_language_model_dir(model_dir: str | os.PathLike) -> bool:
@@ -134,14 +135,16 @@ class TransformerLM(nn.Module):
         module_state = file_to_module({k: v for k, v in file_state.items()
                                        if k in expected or not non_persistent_ok(k)})
         module_state = {k: v for k, v in module_state.items() if k not in tied}
-        missing = sorted(k for k in expected if k not in module_state and k not in tied)
-        unexpected = sorted(k for k in module_state if k not in expected)
-        wrong = [f"{k}: file {tuple(v.shape)} vs model {tuple(expected[k].shape)}"
-                 for k, v in module_state.items() if k in expected and v.shape != expected[k].shape]
-        if missing or unexpected or wrong:
-            raise CheckpointError(f"{source}: weights do not fit config.json: missing {missing[:3]}, "
-                                  f"unexpected {unexpected[:3]}, shapes {wrong[:3]}. Re-convert with --force.")
-        self.load_state_dict({k: v.to(dtype) for k, v in module_state.items()}, strict=False, assign=True)
+        problems = state_differences({k: v.shape for k, v in module_state.items()},
+                                     {k: v.shape for k, v in expected.items()}, optional=tied)
+        if problems:
+            raise CheckpointError(f"{source}: weights do not fit config.json: " + "; ".join(problems)
+                                  + ". Re-convert the checkpoint with --force.")
+        # Not strict only because the tied output projection is set below; anything else unset is a bug.
+        result = self.load_state_dict({k: v.to(dtype) for k, v in module_state.items()}, strict=False, assign=True)
+        unset = sorted(set(result.missing_keys) - tied)
+        if unset or result.unexpected_keys:
+            raise CheckpointError(f"{source}: weights left unset {unset[:3]} or unused {result.unexpected_keys[:3]}")
         if self.config.share_decoder_input_output_embed:
             self.decoder.output_projection.weight = self.decoder.embed_tokens.weight
         for module in self.modules():
@@ -156,10 +159,11 @@ class TransformerLM(nn.Module):
             state.pop("decoder.output_projection.weight", None)
         state = {k: v.detach().to("cpu", storage_dtype or v.dtype).contiguous()
                  for k, v in state.items() if not k.endswith("embed_positions.table")}
-        save_file(state, str(Path(out_dir) / "model.safetensors"), metadata={"format": "pt"})
+        with atomic_path(Path(out_dir) / "model.safetensors") as tmp:  # one writer: umask modes, atomic
+            save_file(state, str(tmp), metadata={"format": "pt"})
         config = self.config.to_dict()
         config["dtype"] = str(storage_dtype or next(iter(state.values())).dtype).replace("torch.", "")
-        (Path(out_dir) / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        write_json(Path(out_dir) / "config.json", config)
 
     @property
     def device(self) -> torch.device:
