@@ -22,7 +22,7 @@ from fsmt_port.files import atomic_path, read_json, write_json
 from fsmt_port.modeling.validation import SUPPORTED_ACTIVATIONS
 from fsmt_port.modeling.positions import SinusoidalPositions
 from fsmt_port.modeling.transformer import Decoder
-from fsmt_port.modeling.weights import file_to_module, module_to_file, non_persistent_ok, state_differences
+from fsmt_port.modeling.weights import file_to_module, load_checked, module_to_file, non_persistent_ok
 
 MODEL_TYPE = "fsmt_port_lm"
 TOKENIZERS = ("moses", "none")
@@ -134,17 +134,7 @@ class TransformerLM(nn.Module):
         tied = {"decoder.output_projection.weight"} if self.config.share_decoder_input_output_embed else set()
         module_state = file_to_module({k: v for k, v in file_state.items()
                                        if k in expected or not non_persistent_ok(k)})
-        module_state = {k: v for k, v in module_state.items() if k not in tied}
-        problems = state_differences({k: v.shape for k, v in module_state.items()},
-                                     {k: v.shape for k, v in expected.items()}, optional=tied)
-        if problems:
-            raise CheckpointError(f"{source}: weights do not fit config.json: " + "; ".join(problems)
-                                  + ". Re-convert the checkpoint with --force.")
-        # Not strict only because the tied output projection is set below; anything else unset is a bug.
-        result = self.load_state_dict({k: v.to(dtype) for k, v in module_state.items()}, strict=False, assign=True)
-        unset = sorted(set(result.missing_keys) - tied)
-        if unset or result.unexpected_keys:
-            raise CheckpointError(f"{source}: weights left unset {unset[:3]} or unused {result.unexpected_keys[:3]}")
+        load_checked(self, module_state, expected, tied, source, dtype)
         if self.config.share_decoder_input_output_embed:
             self.decoder.output_projection.weight = self.decoder.embed_tokens.weight
         for module in self.modules():

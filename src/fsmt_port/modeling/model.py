@@ -22,9 +22,9 @@ from fsmt_port.modeling.transformer import EncoderOutput, FSMTModel
 from fsmt_port.modeling.validation import check_weights_fit, read_weight_shapes
 from fsmt_port.modeling.weights import (
     file_to_module,
+    load_checked,
     module_to_file,
     non_persistent_ok,
-    state_differences,
     tied_module_keys,
 )
 
@@ -106,17 +106,7 @@ class FSMTForConditionalGeneration(nn.Module):
         tied = set(tied_module_keys(self.config))
         if self.config.share_decoder_input_output_embed:
             tied.add("model.decoder.output_projection.weight")
-        problems = state_differences({k: v.shape for k, v in module_state.items()},
-                                     {k: v.shape for k, v in expected.items()}, optional=tied)
-        if problems:
-            raise CheckpointError(f"{source}: weights do not fit config.json: " + "; ".join(problems)
-                                  + ". Re-convert the checkpoint with --force.")
-        # Not strict only because tied aliases are set by ``tie_weights`` below; anything else unset is a bug.
-        result = self.load_state_dict({k: module_state[k].to(dtype) for k in expected
-                                       if k in module_state and k not in tied}, strict=False, assign=True)
-        unset = sorted(set(result.missing_keys) - tied)
-        if unset or result.unexpected_keys:
-            raise CheckpointError(f"{source}: weights left unset {unset[:3]} or unused {result.unexpected_keys[:3]}")
+        load_checked(self, module_state, expected, tied, source, dtype)
         self.model.tie_weights(self.config)
         for module in self.modules():  # computed (non-persistent) buffers: sinusoidal tables
             if isinstance(module, SinusoidalPositions):

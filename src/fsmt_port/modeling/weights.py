@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 
 import torch
+from torch import nn
 
 from fsmt_port.modeling.configuration import FSMTConfig
 from fsmt_port.errors import CheckpointError
@@ -90,3 +91,20 @@ def state_differences(found: Mapping[str, Sequence[int]], expected: Mapping[str,
 def non_persistent_ok(key: str) -> bool:
     """File keys we accept and ignore: computed sinusoidal tables some writers store."""
     return key.endswith("embed_positions.weight") or key.endswith("embed_positions._float_tensor")
+
+
+def load_checked(module: nn.Module, module_state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor],
+                 tied: set[str], source: str, dtype: torch.dtype) -> None:
+    """Load ``module_state`` strictly: every shape right, nothing missing but the ``tied`` aliases (which
+    the caller ties afterwards), nothing left over; the file's tensors become the parameters (``assign``)."""
+    problems = state_differences({k: v.shape for k, v in module_state.items()},
+                                 {k: v.shape for k, v in expected.items()}, optional=tied)
+    if problems:
+        raise CheckpointError(f"{source}: weights do not fit config.json: " + "; ".join(problems)
+                              + ". Re-convert the checkpoint with --force.")
+    # Not strict only because the tied aliases are set by the caller; anything else unset is a bug.
+    result = module.load_state_dict({k: v.to(dtype) for k, v in module_state.items() if k not in tied},
+                                    strict=False, assign=True)
+    unset = sorted(set(result.missing_keys) - tied)
+    if unset or result.unexpected_keys:
+        raise CheckpointError(f"{source}: weights left unset {unset[:3]} or unused {result.unexpected_keys[:3]}")
