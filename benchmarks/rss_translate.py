@@ -8,6 +8,7 @@ every N is measured from a fresh helper process that runs exactly one
 ``fsmt-translate``. While the child runs, ``/proc/PID/status`` is sampled so the
 report also shows whether RSS climbs during the run (a per-batch leak) or
 reaches a plateau (the model, the torch allocator's cache and the results).
+Both live in ``harness/memory.py``, shared with ``run.py`` and ``stream_memory.py``.
 
 Example (the numbers in ``benchmarks/RSS.md``)::
 
@@ -23,14 +24,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness.memory import measure_in_fresh_process  # noqa: E402  (the one peak-RSS helper)
 
 REPO = Path(__file__).resolve().parents[1]
 FLICKR = REPO / "tests" / "fixtures" / "test_2016_flickr.en"
@@ -49,57 +50,18 @@ def translate_command(model_dir: Path, input_path: Path, output_path: Path, extr
             "--output", str(output_path), "--force", "--quiet", *extra]
 
 
-def _vmrss_kib(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        return None
-    return None
-
-
-def measure_one(command: list[str], sample_every: float = 0.25) -> dict:
-    """Run ``command``; return its exit code, wall and CPU time, peak RSS (RUSAGE_CHILDREN) and RSS samples.
-
-    Call it in a process that has run no other child: ``ru_maxrss`` of RUSAGE_CHILDREN
-    is the largest peak over all children waited for so far.
-    """
-    start = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    samples: list[tuple[float, int]] = []
-
-    def sample() -> None:
-        while child.poll() is None:
-            rss = _vmrss_kib(child.pid)
-            if rss is not None:
-                samples.append((round(time.perf_counter() - start, 2), rss))
-            time.sleep(sample_every)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    _, stderr = child.communicate()
-    wall = time.perf_counter() - start
-    sampler.join()
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    peak_kib = usage.ru_maxrss  # KiB on Linux
-    return {"returncode": child.returncode, "wall_s": round(wall, 2), "peak_rss_mib": round(peak_kib / 1024, 1),
-            "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),  # steadier than wall time on a shared machine
-            "peak_rss_bytes": peak_kib * 1024,
-            "samples_kib": samples, "stderr_tail": stderr.decode("utf-8", "replace")[-500:]}
-
-
-def measure_in_fresh_process(command: list[str]) -> dict:
-    """``measure_one`` in a helper process, so each N gets its own RUSAGE_CHILDREN."""
-    helper = subprocess.run([sys.executable, __file__, "--measure-one-json", json.dumps(command)],
-                            capture_output=True, text=True, check=True)
-    return json.loads(helper.stdout)
-
-
 def convert(checkpoint: Path, out: Path, src_lang: str, tgt_lang: str) -> None:
     subprocess.run([sys.executable, "-m", "fsmt_port.fairseq.convert", "--fsmt-path", str(checkpoint), "--output-dir",
                     str(out), "--src-lang", src_lang, "--tgt-lang", tgt_lang, "--force"], check=True)
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """``--model-dir`` or ``--checkpoint`` (converted by :func:`model_folder`), with its languages."""
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--model-dir", type=Path, help="a converted model folder")
+    where.add_argument("--checkpoint", type=Path, help="a fairseq model*.pt to convert first (temp folder)")
+    parser.add_argument("--src-lang", default="en")
+    parser.add_argument("--tgt-lang", default="de")
 
 
 def model_folder(args: argparse.Namespace, tmp: Path) -> Path:
@@ -120,11 +82,7 @@ def plateau_summary(samples: list[tuple[float, int]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--model-dir", type=Path, help="a converted model folder")
-    where.add_argument("--checkpoint", type=Path, help="a fairseq model*.pt to convert first (temp folder)")
-    parser.add_argument("--src-lang", default="en")
-    parser.add_argument("--tgt-lang", default="de")
+    add_model_options(parser)
     parser.add_argument("--lines", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--num-beams", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=None)
@@ -132,14 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--extra", default="", help="more fsmt-translate options, one string")
     parser.add_argument("--json-out", type=Path, help="also write all measurements here")
-    parser.add_argument("--measure-one-json", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-
-    if args.measure_one_json:  # helper mode: one child, one RUSAGE_CHILDREN
-        print(json.dumps(measure_one(json.loads(args.measure_one_json))))
-        return 0
-    if not args.model_dir and not args.checkpoint:
-        parser.error("give --model-dir or --checkpoint")
 
     extra = ["--num-beams", str(args.num_beams), "--format", args.format]
     if args.batch_size:

@@ -29,24 +29,23 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT / "tests" / "fixtures"
-WORK = ROOT / "benchmarks" / "_work" / "serve"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness.report import cpu_name  # noqa: E402
+from harness.workloads import FIXTURES, REPO, ensure_converted  # noqa: E402
+
+WORK = REPO / "benchmarks" / "_work" / "serve"
 REQUEST_TIMEOUT = 300  # seconds, per request
 RUN_TIMEOUT = 3600  # seconds, per server run
 
 
 def child_env() -> dict:
-    return {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return {**os.environ, "PYTHONPATH": str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 
 def converted_model() -> Path:
-    from fsmt_port.fairseq.convert import convert
-
-    folder = WORK / "small-en-de"
-    if not (folder / "model.safetensors").exists():
-        convert(FIXTURES / "small-en-de" / "model4.pt", folder, src_lang="en", tgt_lang="de", force=True)
-    return folder
+    return ensure_converted(FIXTURES / "small-en-de" / "model4.pt", WORK / "small-en-de", "en", "de",
+                            lambda message: print(message, file=sys.stderr))
 
 
 def offline_run(model: Path, source: Path, beams: int, threads: list[str]) -> tuple[list[dict], float]:
@@ -164,9 +163,7 @@ def mean_batch(url: str) -> float:
 def machine(threads: int | None) -> dict:
     import torch
 
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
-    return {"cpu": cpu, "logical_cpus": os.cpu_count(), "torch_threads": threads or torch.get_num_threads(),
+    return {"cpu": cpu_name(), "logical_cpus": os.cpu_count(), "torch_threads": threads or torch.get_num_threads(),
             "load_average_at_start": os.getloadavg(), "python": platform.python_version(),
             "torch": torch.__version__, "platform": platform.platform()}
 

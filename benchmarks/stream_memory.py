@@ -1,7 +1,7 @@
 """Streaming fsmt-translate: peak RSS must not grow with the input, and throughput must match whole-file mode.
 
 For every beam size and input size, two runs of ``fsmt-translate --output``, each in a fresh process
-measured by ``rss_translate.measure_in_fresh_process`` (peak RSS of that child alone):
+measured by ``harness.memory.measure_in_fresh_process`` (peak RSS of that child alone):
 
 * streaming: the default window (``--buffer-size``, see ``translation/windows.py``), committed window
   by window;
@@ -28,7 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import rss_translate  # noqa: E402  (the one peak-RSS helper)
+import rss_translate  # noqa: E402  (inputs, the fsmt-translate command, the model folder)
+from harness.memory import measure_in_fresh_process  # noqa: E402  (the one peak-RSS helper)
 
 MODES = ("streaming", "whole-file")
 
@@ -37,7 +38,7 @@ def run_mode(model_dir: Path, source: Path, out: Path, n_lines: int, beams: int,
     extra = ["--num-beams", str(beams), *common]
     if mode == "whole-file":
         extra += ["--buffer-size", str(max(1, n_lines))]
-    result = rss_translate.measure_in_fresh_process(rss_translate.translate_command(model_dir, source, out, extra))
+    result = measure_in_fresh_process(rss_translate.translate_command(model_dir, source, out, extra))
     if result["returncode"] != 0:
         raise SystemExit(f"fsmt-translate failed ({mode}, {n_lines} lines, beam {beams}):\n{result['stderr_tail']}")
     result.update(lines=n_lines, beams=beams, mode=mode, lines_per_s=round(n_lines / result["wall_s"], 1),
@@ -47,11 +48,7 @@ def run_mode(model_dir: Path, source: Path, out: Path, n_lines: int, beams: int,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--model-dir", type=Path, help="a converted model folder")
-    where.add_argument("--checkpoint", type=Path, help="a fairseq model*.pt to convert first (temp folder)")
-    parser.add_argument("--src-lang", default="en")
-    parser.add_argument("--tgt-lang", default="de")
+    rss_translate.add_model_options(parser)
     parser.add_argument("--lines", type=int, nargs="+", default=[10000, 200000])
     parser.add_argument("--beams", type=int, nargs="+", default=[1, 5])
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES),

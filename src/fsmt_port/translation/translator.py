@@ -21,6 +21,7 @@ from fsmt_port.generation import Hypothesis, SequenceGenerator, as_prefix_tensor
 from fsmt_port.generation.config import GenerationConfig
 from fsmt_port.hub import resolve_model_dir
 from fsmt_port.modeling.model import FSMTForConditionalGeneration, resolve_dtype
+from fsmt_port.modeling.quantization import quantize_int8
 from fsmt_port.tokenization.padding import left_pad
 from fsmt_port.tokenization.tokenizer import FSMTTokenizer
 from fsmt_port.translation.windows import DEFAULT_BUFFER_SIZE, read_windows
@@ -304,10 +305,3 @@ def resolve_device(device: str | None) -> torch.device:
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {device!r} requested but CUDA is not available on this machine")
     return resolved
-
-
-def quantize_int8(model: FSMTForConditionalGeneration) -> FSMTForConditionalGeneration:
-    """Dynamic int8 quantization of every Linear (weights int8, activations quantized per batch)."""
-    from torch.ao.quantization import quantize_dynamic
-
-    return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
