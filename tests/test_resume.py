@@ -139,11 +139,14 @@ def test_a_killed_run_resumes_and_translates_only_the_rest(capsys, converted, co
     assert code == 2 and "different input" in err, err
     assert committed_lines(state_path(out)) == done and not out.exists()  # refusing changed nothing
 
+    # SIGKILL in the middle of a state write leaves the atomic writer's temporary file behind.
+    half_written = state_path(out).with_name(f".{state_path(out).name}.tmp-killed")  # files.atomic_path's name
+    half_written.write_text('{"version"', encoding="utf-8")
     code, _, err = run(capsys, *argv(converted(MODEL), source, out))
     assert code == 0, err
     assert f"resumed after {done} lines; translating {N_LINES - done} more" in err
     assert out.read_bytes() == expected
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["changed.en", "out.de"]  # no part files left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["changed.en", "out.de"]  # no part or temp files left
 
 
 def test_restart_starts_over_and_force_still_guards_the_final_file(capsys, converted, corpus, tmp_path):

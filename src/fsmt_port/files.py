@@ -19,6 +19,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -86,7 +87,7 @@ def atomic_path(final: Path, force: bool = True) -> Iterator[Path]:
     final = Path(final)
     check_can_write(final, force, "output file")
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.tmp-", dir=final.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=_temp_prefix(final), dir=final.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -97,6 +98,22 @@ def atomic_path(final: Path, force: bool = True) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def glob_escape(name: str) -> str:
+    """``name`` as a glob pattern matching only itself."""
+    return re.sub(r"([*?\[])", r"[\1]", name)
+
+
+def _temp_prefix(final: Path) -> str:
+    return f".{final.name}.tmp-"
+
+
+def remove_stale_temps(final: Path) -> None:
+    """Delete the temporary siblings that ``atomic_path`` writes of ``final`` leave when their process
+    is killed (SIGKILL skips the cleanup). Only for a path no other live process is writing."""
+    for temp in Path(final).parent.glob(glob_escape(_temp_prefix(Path(final))) + "*"):
+        temp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from fsmt_port.errors import ConfigError, OutputError
-from fsmt_port.files import atomic_file, check_can_write
+from fsmt_port.files import atomic_file, check_can_write, glob_escape, remove_stale_temps
 from fsmt_port.translation.windows import LineDigest, PrefixCheck
 
 STATE_VERSION = 1
@@ -73,10 +73,6 @@ def existing_world_sizes(final: Path) -> set[int]:
     return found
 
 
-def glob_escape(name: str) -> str:
-    return re.sub(r"([*?\[])", r"[\1]", name)
-
-
 def check_world_size(final: Path, world_size: int) -> None:
     """An interrupted run made by another number of processes cannot be continued by this one."""
     others = sorted(existing_world_sizes(final) - {world_size})
@@ -109,6 +105,7 @@ class RankParts:
     def open(self, key: dict) -> Committed:
         """Resume from the state file when it was made with ``key``; start empty when there is none."""
         self._key = key
+        remove_stale_temps(self.state)  # a killed run's half-written state; only this rank writes it
         if self.state.exists():
             try:
                 saved = json.loads(self.state.read_text(encoding="utf-8"))
@@ -166,6 +163,7 @@ class RankParts:
         self.close()
         for path in (self.partial, self.index, self.state):
             path.unlink(missing_ok=True)
+        remove_stale_temps(self.state)
         self.committed = Committed()
 
     def close(self) -> None:
