@@ -87,6 +87,14 @@ class EnsembleDecoder:
             lprobs += F.log_softmax(lm_logits.float(), dim=-1) * self.lm_weight
         return lprobs
 
+    def release(self) -> None:
+        """Return every cache's buffers to its decoder's pool (the next generate reuses them)."""
+        for cache in self.caches:
+            cache.release()
+        if self.lm_cache is not None:
+            self.lm_cache.release()
+        self.caches, self.lm_cache = [], None
+
     def reorder(self, rows: torch.Tensor, sentences: torch.Tensor | None) -> None:
         for cache in self.caches:
             cache.reorder(rows, sentences)

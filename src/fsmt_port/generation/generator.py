@@ -99,15 +99,18 @@ class SequenceGenerator:
             raise InputError(f"input_ids must be a non-empty (batch, length) tensor, got shape {tuple(input_ids.shape)}")
         check_mode_inputs(self.config, input_ids.size(0), prefix_tokens, constraints, self.decoder.vocab_size,
                           self.pad, self.eos, self.unk)
-        if not self.search.order_dependent:
-            return self._generate(input_ids, attention_mask, prefix_tokens, constraints, None)
-        real = input_ids.ne(self.pad) if attention_mask is None else attention_mask.bool() & input_ids.ne(self.pad)
-        order = hub_order(real.sum(dim=1).tolist())
-        rows = torch.tensor(order, device=input_ids.device)
-        results = self._generate(
-            input_ids[rows], None if attention_mask is None else attention_mask[rows],
-            None if prefix_tokens is None else prefix_tokens[rows],
-            None if constraints is None else [constraints[i] for i in order], rows)
+        try:
+            if not self.search.order_dependent:
+                return self._generate(input_ids, attention_mask, prefix_tokens, constraints, None)
+            real = input_ids.ne(self.pad) if attention_mask is None else attention_mask.bool() & input_ids.ne(self.pad)
+            order = hub_order(real.sum(dim=1).tolist())
+            rows = torch.tensor(order, device=input_ids.device)
+            results = self._generate(
+                input_ids[rows], None if attention_mask is None else attention_mask[rows],
+                None if prefix_tokens is None else prefix_tokens[rows],
+                None if constraints is None else [constraints[i] for i in order], rows)
+        finally:  # the caches' buffers go back to their decoders' pools (a scripted test decoder has none)
+            getattr(self.decoder, "release", lambda: None)()
         unsorted: list[list[Hypothesis]] = [[] for _ in order]
         for position, hypos in zip(order, results):
             unsorted[position] = hypos

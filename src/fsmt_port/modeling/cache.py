@@ -15,18 +15,57 @@
 * Cross-attention keys/values: one row per *sentence*, computed once from the
   encoder output, shared by that sentence's hypotheses; they only shrink when
   sentences finish.
+* Storage reuse: a cache takes its buffers from, and ``release`` gives them back to, a
+  ``StoragePool`` its decoder owns. The buffers of a transformer-big beam search are far
+  above glibc's 32 MiB mmap threshold, so without reuse every ``generate`` gets fresh
+  pages from the kernel and pays a page fault and a page clearing on each first write
+  (~5 % of a 32-sentence big-shape run, ``benchmarks/RESULTS.md``).
 """
 
 from __future__ import annotations
 
+import threading
+
 import torch
+
+
+class StoragePool:
+    """A decoder's spare cache storages, kept between ``generate`` calls (at most ``KEEP``, the largest).
+
+    Memory it holds stays with the process until ``clear``; each storage is handed to one cache at
+    a time, so concurrent generates on one model never share one.
+    """
+
+    KEEP = 2
+
+    def __init__(self) -> None:
+        self._free: list[torch.Tensor] = []
+        self._lock = threading.Lock()
+
+    def take(self, like: torch.Tensor, numel: int) -> torch.Tensor:
+        """A 1-D storage of at least ``numel`` elements of ``like``'s dtype and device."""
+        with self._lock:
+            for index, storage in enumerate(self._free):
+                if storage.numel() >= numel and storage.dtype == like.dtype and storage.device == like.device:
+                    return self._free.pop(index)
+        return like.new_empty(numel)
+
+    def give(self, *storages: torch.Tensor | None) -> None:
+        with self._lock:
+            self._free.extend(s for s in storages if s is not None)
+            self._free.sort(key=lambda s: s.numel(), reverse=True)
+            del self._free[self.KEEP:]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._free.clear()
 
 
 class DecoderCache:
     CHUNK = 16
 
     def __init__(self, memory_k: list[torch.Tensor], memory_v: list[torch.Tensor],
-                 memory_mask: torch.Tensor | None, layers: int | None = None) -> None:
+                 memory_mask: torch.Tensor | None, layers: int | None = None, pool: StoragePool | None = None) -> None:
         self.memory_k = memory_k  # per layer: (sentences, H, S, hd); empty for a language model
         self.memory_v = memory_v
         self.memory_mask = memory_mask  # additive (sentences, 1, 1, S), -inf at padding; None = no padding
@@ -37,6 +76,7 @@ class DecoderCache:
         self._buf: torch.Tensor | None = None  # (capacity, rows, 2 * layers, dim): a prefix of _storage
         self._storage: torch.Tensor | None = None  # 1-D
         self._spare: torch.Tensor | None = None  # 1-D storage the next reorder gathers into
+        self._pool = pool or StoragePool()
 
     def append_self(self, layer: int, kv: torch.Tensor, heads: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Store this call's keys/values ``kv`` (rows, T, 2 * dim), [k | v]; return all cached keys and
@@ -57,10 +97,12 @@ class DecoderCache:
 
     def _grow(self, like: torch.Tensor, end: int) -> None:
         rows, _, width = like.shape
-        storage = like.new_empty(self._capacity(end) * rows * 2 * self.layers * (width // 2))
-        grown = storage.view(self._capacity(end), rows, 2 * self.layers, width // 2)
+        numel = self._capacity(end) * rows * 2 * self.layers * (width // 2)
+        storage = self._pool.take(like, numel)
+        grown = storage[:numel].view(self._capacity(end), rows, 2 * self.layers, width // 2)
         if self._buf is not None:
             grown[: self.length] = self._buf[: self.length]
+        self._pool.give(self._storage)
         self._buf, self._storage = grown, storage
 
     def advance(self, steps: int) -> None:
@@ -82,7 +124,8 @@ class DecoderCache:
         shape = (self._capacity(self.length + 1), rows.numel(), *buf.shape[2:])
         numel = shape[0] * shape[1] * shape[2] * shape[3]
         if self._spare is None or self._spare.numel() < numel:
-            self._spare = buf.new_empty(numel)
+            self._pool.give(self._spare)
+            self._spare = self._pool.take(buf, numel)
         target = self._spare[:numel].view(shape)
         # One row-gather over the flattened (time x row) axis: each copied unit is a whole
         # (2 * layers * dim) slab, about 2x faster than ``index_select`` along dim 1.
@@ -91,3 +134,9 @@ class DecoderCache:
         torch.index_select(buf[:steps].view(steps * old_rows, -1), 0, flat_rows,
                            out=target[:steps].view(steps * rows.numel(), -1))
         self._buf, self._storage, self._spare = target, self._spare, self._storage
+
+    def release(self) -> None:
+        """Give the buffers back to the decoder's pool; the cache is empty afterwards."""
+        self._pool.give(self._storage, self._spare)
+        self._buf = self._storage = self._spare = None
+        self.length = 0

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from fsmt_port.modeling.configuration import FSMTConfig
-from fsmt_port.modeling.cache import DecoderCache
+from fsmt_port.modeling.cache import DecoderCache, StoragePool
 from fsmt_port.modeling.layers import DecoderLayer, EncoderLayer, embed_scale, token_embedding
 from fsmt_port.modeling.positions import build_positions, make_positions
 
@@ -103,17 +103,19 @@ class Decoder(_Stack):
         self.layer_norm = nn.LayerNorm(dim, eps=config.layer_norm_eps) if config.decoder_final_layer_norm else None
         self.project_out_dim = nn.Linear(dim, output_dim, bias=False) if output_dim != dim else None
         self.output_projection = nn.Linear(output_dim, config.tgt_vocab_size, bias=False)
+        self.cache_pool = StoragePool()  # self-attention cache storages reused across generate calls
 
     def start(self, encoder_out: EncoderOutput | None = None) -> DecoderCache:
         """A fresh cache: cross-attention keys/values computed once per source sentence (none for an LM)."""
         if encoder_out is None:
-            return DecoderCache([], [], None, layers=len(self.layers))
+            return DecoderCache([], [], None, layers=len(self.layers), pool=self.cache_pool)
         memory_k, memory_v = [], []
         for layer in self.layers:
             k, v = layer.encoder_attn.project_memory(encoder_out.hidden)
             memory_k.append(k)
             memory_v.append(v)
-        return DecoderCache(memory_k, memory_v, _attend_mask(encoder_out.padding_mask, encoder_out.hidden.dtype))
+        return DecoderCache(memory_k, memory_v, _attend_mask(encoder_out.padding_mask, encoder_out.hidden.dtype),
+                            pool=self.cache_pool)
 
     def forward(self, prev_tokens: torch.Tensor, cache: DecoderCache) -> torch.Tensor:
         """prev_tokens: (rows, T) new target tokens after the ``cache.length`` cached ones.
