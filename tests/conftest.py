@@ -16,6 +16,13 @@ import golden  # noqa: E402
 torch.set_num_threads(2)
 
 
+@pytest.fixture(autouse=True)
+def golden_thread_count():
+    """Every test starts at the goldens' 2 threads: command lines run in-process (``--threads 1``) set
+    the process-wide count, which would otherwise leak into whichever test runs next."""
+    torch.set_num_threads(2)
+
+
 @pytest.fixture(scope="session")
 def converted(tmp_path_factory):
     """name -> converted folder, for every fixture model (small-en-de: model4 and model3)."""

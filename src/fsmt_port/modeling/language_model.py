@@ -20,7 +20,7 @@ from fsmt_port.config_fields import check_field_types
 from fsmt_port.errors import CheckpointError, ConfigError
 from fsmt_port.files import atomic_path, read_json, write_json
 from fsmt_port.modeling.validation import SUPPORTED_ACTIVATIONS
-from fsmt_port.modeling.layout import relayout_linears
+from fsmt_port.modeling.layout import relayout_output_projection
 from fsmt_port.modeling.positions import SinusoidalPositions
 from fsmt_port.modeling.transformer import Decoder
 from fsmt_port.modeling.weights import file_to_module, load_checked, module_to_file, non_persistent_ok
@@ -141,7 +141,7 @@ class TransformerLM(nn.Module):
         for module in self.modules():
             if isinstance(module, SinusoidalPositions):
                 module.materialize(dtype)
-        relayout_linears(self)
+        relayout_output_projection(self.decoder)
 
     def save_pretrained(self, out_dir: str | os.PathLike, storage_dtype: torch.dtype | None = None) -> None:
         from safetensors.torch import save_file

@@ -17,7 +17,7 @@ from fsmt_port.modeling.configuration import FSMTConfig
 from fsmt_port.errors import CheckpointError, ConfigError, MissingFileError
 from fsmt_port.files import atomic_path, write_json
 from fsmt_port.generation.config import GenerationConfig
-from fsmt_port.modeling.layout import relayout_linears
+from fsmt_port.modeling.layout import relayout_output_projection
 from fsmt_port.modeling.positions import SinusoidalPositions
 from fsmt_port.modeling.transformer import EncoderOutput, FSMTModel
 from fsmt_port.modeling.validation import check_weights_fit, read_weight_shapes
@@ -112,7 +112,7 @@ class FSMTForConditionalGeneration(nn.Module):
         for module in self.modules():  # computed (non-persistent) buffers: sinusoidal tables
             if isinstance(module, SinusoidalPositions):
                 module.materialize(dtype)
-        relayout_linears(self)
+        relayout_output_projection(self.model.decoder)
 
     def save_pretrained(self, out_dir: str | os.PathLike, storage_dtype: torch.dtype | None = None,
                         generation_provenance: dict | None = None) -> None:
