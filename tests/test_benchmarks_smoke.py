@@ -91,3 +91,26 @@ def test_threads_must_be_positive_counts(value, capsys):
     with pytest.raises(SystemExit):
         run.parse_args(["--threads", value])
     assert "--threads" in capsys.readouterr().err
+
+
+def test_per_shape_gemm_table_covers_every_shape_and_variant():
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gemm_shapes.py"), "--threads", "1", "--rows", "1"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| 1 |")]
+    assert len(rows) == 10  # every small and big Linear shape, one row count
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert all(float(c) > 0 for c in cells[4:8]) and cells[8] in {"fp32 row-major", "fp32 column-major", "bf16",
+                                                                       "int8"}
+
+
+def test_startup_probe_times_the_first_output_line(converted):
+    import golden
+
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "startup.py"), "--model-dir",
+                           str(converted(golden.SMALL_MODEL)), "--repeats", "1", "--threads", "1"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    row = done.stdout.splitlines()[-1].strip("|").split("|")
+    assert row[1].strip() == "1" and float(row[2]) > 0
