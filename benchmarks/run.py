@@ -7,7 +7,7 @@
 Systems (all read the same converted folder; ``--systems`` picks some):
 
 * ``fsmt_port`` fp32 (``model.generate``, the default path), ``fsmt_port-bf16``
-  (``dtype=bf16``), ``fsmt_port-int8`` (``Translator(quantize="int8")``'s dynamic int8);
+  (``dtype=bf16``), ``fsmt_port-int8`` (``--quantize int8``: ``Int8Linear``, per-row int8 weights and activations);
 * ``transformers`` (its ``FSMTForConditionalGeneration`` fp32 on our folder);
 * ``ct2`` / ``ct2-int8``: CTranslate2 on ``python -m fsmt_port.export_ct2``'s
   float32 export, loaded with compute type float32 / int8.

@@ -94,8 +94,8 @@ def test_threads_must_be_positive_counts(value, capsys):
 
 
 def test_per_shape_gemm_table_covers_every_shape_and_variant():
-    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gemm_shapes.py"), "--threads", "1", "--rows", "1"],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gemm_shapes.py"), "--threads", "1",
+                           "--rows", "1"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [line for line in done.stdout.splitlines() if line.startswith("| 1 |")]
     assert len(rows) == 10  # every small and big Linear shape, one row count

@@ -127,7 +127,8 @@ def add_device_options(group) -> None:
     group.add_argument("--dtype", default="fp32", choices=DTYPE_CHOICES,
                        help="compute dtype (default: %(default)s)")
     group.add_argument("--quantize", default="none", choices=["none", "int8"],
-                       help="dynamic int8 Linear layers on CPU (default: %(default)s)")
+                       help="int8 Linear layers on CPU: per-row int8 weights and activations, not exact "
+                            "(default: %(default)s)")
     group.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
 TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
