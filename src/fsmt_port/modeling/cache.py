@@ -19,7 +19,7 @@
   ``StoragePool`` its decoder owns. The buffers of a transformer-big beam search are far
   above glibc's 32 MiB mmap threshold, so without reuse every ``generate`` gets fresh
   pages from the kernel and pays a page fault and a page clearing on each first write
-  (~5 % of a 32-sentence big-shape run, ``benchmarks/RESULTS.md``).
+  (9.6 s -> 8.9 s on the 32-sentence big-shape run, ``benchmarks/RESULTS.md``).
 """
 
 from __future__ import annotations
