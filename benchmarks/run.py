@@ -1,6 +1,6 @@
 """Throughput and memory of fsmt_port against its peers, in one process, on the same inputs.
 
-    python benchmarks/run.py              # full run (both workloads, ~30-60 min on 2 cores)
+    python benchmarks/run.py              # full run at 2 threads (both workloads, ~30-60 min on 2 cores)
     python benchmarks/run.py --smoke      # seconds: tiny subsets, no timing claims (CI)
     python benchmarks/run.py --workloads small --configs 5:32 --threads 1,2 --sentences 200
 
