@@ -53,7 +53,7 @@ def _pad_left(rows: list[list[int]]) -> torch.Tensor:
 class FsmtPort(System):
     def __init__(self, name: str, model_dir: Path) -> None:
         from fsmt_port import FSMTForConditionalGeneration
-        from fsmt_port.translation.translator import quantize_int8
+        from fsmt_port.modeling.quantization import quantize_int8
 
         self.name = name
         dtype = "bf16" if name.endswith("bf16") else "fp32"
