@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import math
 
+import torch
+
+import golden
 from fsmt_port.generation import FAIRSEQ_NAMES, generate
 from fsmt_port.translation.translator import pad_left as left_padded
 
@@ -58,3 +61,27 @@ def mismatches(ours: dict, golden_results: list[dict], alignments: bool = True) 
                 problems.append(f"sentence {index} hypothesis {rank}: alignment {str(ours_h.alignment)[:80]} != "
                                 f"fairseq {str(theirs['alignment'])[:80]}")
     return problems, worst
+
+
+def teacher_forced_worst(model, name: str) -> float:
+    """Largest |log-prob - fairseq's| over ``name``'s teacher-forced goldens; asserts argmax, sums, encoder out."""
+    worst = 0.0
+    for case in golden.load_expected(name)["teacher_forced"]:
+        src = torch.tensor([case["src_ids"]])
+        with torch.inference_mode():
+            out = model(input_ids=src, decoder_input_ids=torch.tensor([case["prev_output_tokens"]]))
+        assert out.logits.shape == (1, len(case["tgt_ids"]), case["vocab_size"])
+        lprobs = torch.log_softmax(out.logits.float(), dim=-1)[0].double()
+        ref = lprobs.gather(1, torch.tensor(case["tgt_ids"])[:, None])[:, 0]
+        worst = max(worst, (ref - torch.tensor(case["ref_token_log_probs"], dtype=torch.float64)).abs().max().item())
+        for row, values in enumerate(case["full_log_probs_first3"]):
+            worst = max(worst, (lprobs[row] - torch.tensor(values, dtype=torch.float64)).abs().max().item())
+        assert lprobs.argmax(-1).tolist() == case["argmax_ids"]
+        assert abs(ref.sum().item() - case["sum_ref_log_prob"]) < 1e-4
+        if "encoder_out" in case:
+            with torch.inference_mode():
+                hidden = model.encode(src).hidden[0]
+            assert list(hidden.shape) == case["encoder_out"]["shape"]
+            expected = torch.tensor(case["encoder_out"]["values_row_major"], dtype=torch.float64)
+            assert (hidden.flatten().double() - expected).abs().max().item() < 1e-5
+    return worst

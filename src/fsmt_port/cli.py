@@ -165,6 +165,10 @@ def run_cli(job: Callable[[], None], tune_memory: bool = False) -> int:
     if tune_memory:
         tune_malloc()
     try:
+        if tune_memory:  # decoding commands: a bad FSMT_PORT_GEMM fails before any work, not at the first layer
+            from fsmt_port.modeling.linear import onednn_gemm_enabled
+
+            onednn_gemm_enabled()
         job()
     except FSMTPortError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -40,10 +40,6 @@ class OutputExistsError(FSMTPortError, FileExistsError):
     """An output already exists and ``--force`` was not given."""
 
 
-class MissingFileError(FSMTPortError, FileNotFoundError):
-    """A file the model folder / fairseq archive must contain is not there."""
-
-
 class HubError(FSMTPortError, OSError):
     """A hub repo id cannot be fetched: missing or gated repo, unknown revision, no network, not cached offline."""
 

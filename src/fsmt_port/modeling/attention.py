@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fsmt_port.modeling.linear import Linear
+
 
 def _split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
     """(B, T, H*hd) -> (B, H, T, hd)."""
@@ -29,8 +31,8 @@ class SelfAttention(nn.Module):
     def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
         self.heads = heads
-        self.qkv_proj = nn.Linear(dim, 3 * dim)  # rows: q, k, v (fairseq in_proj order)
-        self.out_proj = nn.Linear(dim, dim)
+        self.qkv_proj = Linear(dim, 3 * dim)  # rows: q, k, v (fairseq in_proj order)
+        self.out_proj = Linear(dim, dim)
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None, causal: bool = False,
                 cache=None, layer: int = 0) -> torch.Tensor:
@@ -50,9 +52,9 @@ class CrossAttention(nn.Module):
     def __init__(self, dim: int, memory_dim: int, heads: int) -> None:
         super().__init__()
         self.heads = heads
-        self.q_proj = nn.Linear(dim, dim)
-        self.kv_proj = nn.Linear(memory_dim, 2 * dim)  # rows: k, v
-        self.out_proj = nn.Linear(dim, dim)
+        self.q_proj = Linear(dim, dim)
+        self.kv_proj = Linear(memory_dim, 2 * dim)  # rows: k, v
+        self.out_proj = Linear(dim, dim)
 
     def project_memory(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Encoder output (S_batch, S, E) -> keys, values (S_batch, H, S, hd), once per sentence."""

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fsmt_port.modeling.attention import CrossAttention, SelfAttention
+from fsmt_port.modeling.linear import Linear
 
 
 def _gelu_accurate(x: torch.Tensor) -> torch.Tensor:
@@ -38,8 +39,8 @@ class EncoderLayer(nn.Module):
         self.normalize_before = normalize_before
         self.self_attn = SelfAttention(dim, heads)
         self.self_attn_layer_norm = nn.LayerNorm(dim, eps=eps)
-        self.fc1 = nn.Linear(dim, ffn_dim)
-        self.fc2 = nn.Linear(ffn_dim, dim)
+        self.fc1 = Linear(dim, ffn_dim)
+        self.fc2 = Linear(ffn_dim, dim)
         self.activation = ACTIVATIONS[activation]
         self.final_layer_norm = nn.LayerNorm(dim, eps=eps)
 
@@ -64,8 +65,8 @@ class DecoderLayer(nn.Module):
         self.self_attn_layer_norm = nn.LayerNorm(dim, eps=eps)
         self.encoder_attn = None if memory_dim is None else CrossAttention(dim, memory_dim, heads)
         self.encoder_attn_layer_norm = None if memory_dim is None else nn.LayerNorm(dim, eps=eps)
-        self.fc1 = nn.Linear(dim, ffn_dim)
-        self.fc2 = nn.Linear(ffn_dim, dim)
+        self.fc1 = Linear(dim, ffn_dim)
+        self.fc2 = Linear(ffn_dim, dim)
         self.activation = ACTIVATIONS[activation]
         self.final_layer_norm = nn.LayerNorm(dim, eps=eps)
 

@@ -10,6 +10,7 @@ from torch import nn
 from fsmt_port.modeling.configuration import FSMTConfig
 from fsmt_port.modeling.cache import DecoderCache, StoragePool
 from fsmt_port.modeling.layers import DecoderLayer, EncoderLayer, embed_scale, token_embedding
+from fsmt_port.modeling.linear import Linear
 from fsmt_port.modeling.positions import build_positions, make_positions
 
 
@@ -42,7 +43,7 @@ class _Stack(nn.Module):
         self.embed_tokens = token_embedding(vocab_size, input_dim, config.pad_token_id)
         self.embed_scale = embed_scale(dim, config.scale_embedding)  # fairseq: sqrt of the layers' dim
         # fairseq's project_in_dim: embeddings wider than the layers (transformer_lm's decoder_input_dim)
-        self.project_in_dim = nn.Linear(input_dim, dim, bias=False) if input_dim != dim else None
+        self.project_in_dim = Linear(input_dim, dim, bias=False) if input_dim != dim else None
         self.embed_positions = None if config.no_token_positional_embeddings else build_positions(
             learned_pos, max_positions, dim, config.pad_token_id)
         self.layernorm_embedding = nn.LayerNorm(dim, eps=config.layer_norm_eps) if config.layernorm_embedding else None
@@ -101,8 +102,8 @@ class Decoder(_Stack):
                          config.activation_function, config.decoder_normalize_before, config.layer_norm_eps)
             for _ in range(config.decoder_layers))
         self.layer_norm = nn.LayerNorm(dim, eps=config.layer_norm_eps) if config.decoder_final_layer_norm else None
-        self.project_out_dim = nn.Linear(dim, output_dim, bias=False) if output_dim != dim else None
-        self.output_projection = nn.Linear(output_dim, config.tgt_vocab_size, bias=False)
+        self.project_out_dim = Linear(dim, output_dim, bias=False) if output_dim != dim else None
+        self.output_projection = Linear(output_dim, config.tgt_vocab_size, bias=False)
         self.cache_pool = StoragePool()  # self-attention cache storages reused across generate calls
 
     def start(self, encoder_out: EncoderOutput | None = None) -> DecoderCache:
