@@ -4,7 +4,8 @@
 
 For the Linear shapes of small-en-de (d_model 256) and transformer-big (1024), times
 ``F.linear`` with the file's row-major weight, with a column-major weight (what
-``fsmt_port.modeling.layout`` gives the output projection when d_model <= 512), in bf16, and as ``Int8Linear``
+``fsmt_port.modeling.layout`` gives the output projection when d_model <= 512), on oneDNN with a packed weight
+(``fsmt_port.modeling.linear``'s choice off Intel CPUs), in bf16, and as ``Int8Linear``
 (``--quantize int8``: activation quantization and dequantization included), and prints
 one markdown table of microseconds per call. The choices documented in ``RESULTS.md``
 come from this table.
@@ -47,14 +48,15 @@ def seconds_per_call(fn, budget: float = 0.3) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from fsmt_port.modeling.linear import PACKING_ROWS_HINT, onednn_linear
     from fsmt_port.modeling.quantization import Int8Linear
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--rows", default="1,32,160", help="GEMM rows M (160 = 32 sentences x beam 5)")
     args = parser.parse_args(argv)
-    print("| threads | shape (in → out) | layer | M | fp32 row-major µs | fp32 column-major µs | bf16 µs | "
-          "int8 µs | fastest |\n|---:|---|---|---:|---:|---:|---:|---:|---|")
+    print("| threads | shape (in → out) | layer | M | fp32 row-major µs | fp32 column-major µs | "
+          "fp32 oneDNN packed µs | bf16 µs | int8 µs | fastest |\n|---:|---|---|---:|---:|---:|---:|---:|---:|---|")
     with torch.inference_mode():
         for threads in (int(t) for t in args.threads.split(",")):
             torch.set_num_threads(threads)
@@ -63,12 +65,14 @@ def main(argv: list[str] | None = None) -> int:
                 column = linear.weight.detach().t().contiguous().t()
                 weight_bf16, bias_bf16 = linear.weight.detach().bfloat16(), linear.bias.detach().bfloat16()
                 int8 = Int8Linear(linear)
+                packed = torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach(), PACKING_ROWS_HINT)
                 for rows in (int(m) for m in args.rows.split(",")):
                     x = torch.randn(rows, k)
                     x_bf16 = x.bfloat16()
                     times = {
                         "fp32 row-major": seconds_per_call(lambda: F.linear(x, linear.weight, linear.bias)),
                         "fp32 column-major": seconds_per_call(lambda: F.linear(x, column, linear.bias)),
+                        "fp32 oneDNN packed": seconds_per_call(lambda: onednn_linear(x, packed, linear.bias, n)),
                         "bf16": seconds_per_call(lambda: F.linear(x_bf16, weight_bf16, bias_bf16)),
                         "int8": seconds_per_call(lambda: int8(x)),
                     }

@@ -101,8 +101,8 @@ def test_per_shape_gemm_table_covers_every_shape_and_variant():
     assert len(rows) == 10  # every small and big Linear shape, one row count
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
-        assert all(float(c) > 0 for c in cells[4:8]) and cells[8] in {"fp32 row-major", "fp32 column-major", "bf16",
-                                                                       "int8"}
+        assert all(float(c) > 0 for c in cells[4:9]) and cells[9] in {"fp32 row-major", "fp32 column-major",
+                                                                       "fp32 oneDNN packed", "bf16", "int8"}
 
 
 def test_startup_probe_times_the_first_output_line(converted):

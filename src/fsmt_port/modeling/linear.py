@@ -2,8 +2,9 @@
 
 torch's fp32 ``F.linear`` calls MKL. On Intel CPUs that is the fastest kernel, and fairseq's own.
 On other x86 CPUs (AMD) MKL takes a generic path: on an AMD EPYC with AVX-512, oneDNN's matmul
-on a weight pre-packed into its blocked layout was 1.1-2× faster on small-en-de's shapes and
-1.4-7× on transformer-big's (``benchmarks/gemm_shapes.py``); CTranslate2 makes the same choice
+on a weight pre-packed into its blocked layout was 1.1-3.8× faster on small-en-de's shapes where it
+is chosen and 1.0-7.6× on transformer-big's, 1 to 160 rows, 1 and 2 threads
+(``benchmarks/gemm_shapes.py``, ``benchmarks/RESULTS.md``); CTranslate2 makes the same choice
 (MKL on Intel, oneDNN elsewhere). The summation order differs from MKL's by float rounding only:
 the parity tests (teacher-forced log-probs within 1e-5 of fairseq, identical beams) pass on both.
 
