@@ -1,6 +1,6 @@
 """Per-shape GEMM speed: which weight layout and which precision wins for each Linear shape.
 
-    python benchmarks/gemm_shapes.py [--threads 1,2] [--rows 1,5,32,160]
+    python benchmarks/gemm_shapes.py [--threads 1,2] [--rows 1,5,32,160] [--cold] [--models small,big]
 
 For the Linear shapes of small-en-de (d_model 256) and transformer-big (1024), times
 ``F.linear`` with the file's row-major weight, with a column-major weight (what
@@ -9,6 +9,11 @@ For the Linear shapes of small-en-de (d_model 256) and transformer-big (1024), t
 (``--quantize int8``: activation quantization and dequantization included), and prints
 one markdown table of microseconds per call. The choices documented in ``RESULTS.md``
 come from this table.
+
+``--cold`` times each call on the next of several copies of the weight, together larger than
+the last-level cache, as a decoding step meets its weights (it streams every layer's weights
+once per step); by default one weight is reused, which keeps it in cache and flatters the
+small shapes' library-call overhead.
 """
 
 from __future__ import annotations
@@ -36,13 +41,19 @@ SHAPES = [
 ]
 
 
-def seconds_per_call(fn, budget: float = 0.3) -> float:
-    """Median-free but warm: a few calls to warm up, then as many as fit in ``budget`` seconds."""
-    for _ in range(3):
-        fn()
+#: --cold: the weights' copies of one variant add up to at least this (above a server CPU's L3 share)
+COLD_BYTES = 96 * 2**20
+MAX_COPIES = 64
+
+
+def seconds_per_call(fn, copies: int, budget: float = 0.3) -> float:
+    """Median-free but warm: a few calls to warm up, then as many as fit in ``budget`` seconds;
+    ``fn(i)`` uses copy ``i % copies`` of its weight."""
+    for i in range(min(copies, 3) + copies if copies > 1 else 3):
+        fn(i % copies)
     calls, start = 0, time.perf_counter()
     while time.perf_counter() - start < budget or calls < 5:
-        fn()
+        fn(calls % copies)
         calls += 1
     return (time.perf_counter() - start) / calls
 
@@ -54,28 +65,36 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--rows", default="1,32,160", help="GEMM rows M (160 = 32 sentences x beam 5)")
+    parser.add_argument("--cold", action="store_true", help="weights out of cache, as in a decoding step")
+    parser.add_argument("--models", default="small,big", help="whose Linear shapes: small (d_model 256), big (1024)")
     args = parser.parse_args(argv)
+    models = set(args.models.split(","))
+    if not models or not models <= {"small", "big"}:
+        parser.error(f"--models takes small and/or big, got {args.models!r}")
     print("| threads | shape (in → out) | layer | M | fp32 row-major µs | fp32 column-major µs | "
           "fp32 oneDNN packed µs | bf16 µs | int8 µs | fastest |\n|---:|---|---|---:|---:|---:|---:|---:|---:|---|")
     with torch.inference_mode():
         for threads in (int(t) for t in args.threads.split(",")):
             torch.set_num_threads(threads)
-            for k, n, what in SHAPES:
-                linear = nn.Linear(k, n)
-                column = linear.weight.detach().t().contiguous().t()
-                weight_bf16, bias_bf16 = linear.weight.detach().bfloat16(), linear.bias.detach().bfloat16()
-                int8 = Int8Linear(linear)
-                packed = torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach(), PACKING_ROWS_HINT)
+            for k, n, what in (shape for shape in SHAPES if shape[2].split(":")[0] in models):
+                copies = min(MAX_COPIES, max(2, -(-COLD_BYTES // (4 * k * n)))) if args.cold else 1
+                linears = [nn.Linear(k, n) for _ in range(copies)]
+                columns = [linear.weight.detach().t().contiguous().t() for linear in linears]
+                bf16 = [(linear.weight.detach().bfloat16(), linear.bias.detach().bfloat16()) for linear in linears]
+                int8 = [Int8Linear(linear) for linear in linears]
+                packed = [torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach(), PACKING_ROWS_HINT)
+                          for linear in linears]
                 for rows in (int(m) for m in args.rows.split(",")):
                     x = torch.randn(rows, k)
                     x_bf16 = x.bfloat16()
-                    times = {
-                        "fp32 row-major": seconds_per_call(lambda: F.linear(x, linear.weight, linear.bias)),
-                        "fp32 column-major": seconds_per_call(lambda: F.linear(x, column, linear.bias)),
-                        "fp32 oneDNN packed": seconds_per_call(lambda: onednn_linear(x, packed, linear.bias, n)),
-                        "bf16": seconds_per_call(lambda: F.linear(x_bf16, weight_bf16, bias_bf16)),
-                        "int8": seconds_per_call(lambda: int8(x)),
+                    variants = {
+                        "fp32 row-major": lambda i: F.linear(x, linears[i].weight, linears[i].bias),
+                        "fp32 column-major": lambda i: F.linear(x, columns[i], linears[i].bias),
+                        "fp32 oneDNN packed": lambda i: onednn_linear(x, packed[i], linears[i].bias, n),
+                        "bf16": lambda i: F.linear(x_bf16, *bf16[i]),
+                        "int8": lambda i: int8[i](x),
                     }
+                    times = {name: seconds_per_call(fn, copies) for name, fn in variants.items()}
                     best = min(times, key=times.get)
                     cells = " | ".join(f"{1e6 * t:.0f}" for t in times.values())
                     print(f"| {threads} | {k} → {n} | {what} | {rows} | {cells} | {best} |", flush=True)

@@ -1,7 +1,7 @@
 """Where fsmt_port's beam search spends its time: wall time per component, plus torch.profiler's top ops.
 
     python benchmarks/profile_generate.py MODEL_DIR [--sentences 1000] [--batch-size 32] [--beam 5]
-        [--fixed-length 30] [--threads 2] [--torch-profiler]
+        [--fixed-length 30] [--threads 2] [--torch-profiler] [--quantize int8]
 
 Wraps the decoder's components (self-/cross-attention, FFN, output projection,
 cache reorder, the top-k of the search, the encoder) with wall-clock timers
@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fixed-length", type=int, help="min_len = max_len_b = N, max_len_a = 0 (big workload)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--torch-profiler", action="store_true")
+    parser.add_argument("--quantize", choices=["int8"], help="profile --quantize int8 (Int8Linear) instead of fp32")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -77,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
 
     seconds, calls = instrument()
     model = FSMTForConditionalGeneration.from_pretrained(args.model_dir)
+    if args.quantize:
+        from fsmt_port.modeling.quantization import quantize_int8
+
+        model = quantize_int8(model)
     tokenizer = FSMTTokenizer.from_pretrained(args.model_dir)
     lines = args.source.read_text(encoding="utf-8").splitlines()[: args.sentences]
     ids = [tokenizer.encode(line) for line in lines]

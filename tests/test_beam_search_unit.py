@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from fsmt_port.generation import SequenceGenerator
 from fsmt_port.generation.config import GenerationConfig
+from fsmt_port.generation.search import BeamSearch
 
 EOS, A, B, C = 2, 4, 5, 6
 VOCAB = 7
@@ -234,3 +236,17 @@ def test_fairseq_0_7_2_setup_with_early_stopping_matches_its_normalized_test():
     assert_hypo(hypos[0][1], [w2, w1, w2, EOS], [0.1, 0.9, 0.9, 1.0])
     assert_hypo(hypos[1][0], [w1, w2, w1, EOS], [0.7, 0.4, 0.4, 1.0])
     assert_hypo(hypos[1][1], [w1, w2, EOS], [0.7, 0.4, 0.6])
+
+
+@pytest.mark.parametrize("direct_max_rows", [0, 10**6])  # the chunked search, then fairseq's own top-k
+@pytest.mark.parametrize("sentences,beam,vocab,step", [(1, 1, 6048, 3), (3, 5, 6048, 0), (4, 5, 300, 2), (2, 2, 100, 1)])
+def test_candidates_are_the_top_k_of_every_score(direct_max_rows, sentences, beam, vocab, step, monkeypatch):
+    monkeypatch.setattr(BeamSearch, "DIRECT_MAX_ROWS", direct_max_rows)
+    torch.manual_seed(vocab + step)
+    lprobs = torch.randn(sentences, beam, vocab).log_softmax(-1)
+    scores = torch.randn(sentences, beam, max(step, 1)) * 3
+    got_scores, got_tokens, got_beams = BeamSearch(vocab).step(step, lprobs, scores)
+    totals = lprobs[:, :1] if step == 0 else lprobs + scores[:, :, step - 1: step]
+    want_scores, flat = torch.topk(totals.reshape(sentences, -1), 2 * beam)
+    assert torch.equal(got_scores, want_scores)
+    assert torch.equal(got_tokens, flat % vocab) and torch.equal(got_beams, flat // vocab)

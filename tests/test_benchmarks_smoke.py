@@ -105,6 +105,15 @@ def test_per_shape_gemm_table_covers_every_shape_and_variant():
                                                                        "fp32 oneDNN packed", "bf16", "int8"}
 
 
+def test_cold_per_shape_table_streams_weights_for_the_chosen_model():
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gemm_shapes.py"), "--threads", "1",
+                           "--rows", "1,5", "--cold", "--models", "small"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| 1 |")]
+    assert len(rows) == 10 and all("small:" in row for row in rows)  # 5 small shapes x 2 row counts
+    assert all(float(c) > 0 for row in rows for c in row.strip("|").split("|")[4:9])
+
+
 def test_startup_probe_times_the_first_output_line(converted):
     import golden
 

@@ -1,4 +1,5 @@
-"""Both fp32 GEMM libraries (MKL, oneDNN packed) reproduce fairseq, whichever this host picks by default."""
+"""Every fp32 GEMM route (MKL, oneDNN packed, the mixed policy used off Intel) reproduces fairseq,
+whichever this host picks by default."""
 
 from __future__ import annotations
 
@@ -18,13 +19,14 @@ NGRAM_BUG_CONFIG = "beam5_norepeat2"  # see test_generation_parity
 
 @pytest.fixture
 def gemm(monkeypatch):
-    """Select a GEMM library for one test: "mkl", "onednn" (every Linear, even tiny ones) or "auto"."""
+    """Select a GEMM route for one test: "mkl", "onednn" (every Linear, even one-row calls), "mixed"
+    (oneDNN, one-row calls on MKL: the default off Intel) or "auto"."""
 
     def select(choice: str) -> None:
-        monkeypatch.setenv(linear.GEMM_ENV, choice)
+        monkeypatch.setenv(linear.GEMM_ENV, "onednn" if choice == "mixed" else choice)
         linear.onednn_gemm_enabled.cache_clear()
         if choice == "onednn":
-            monkeypatch.setattr(linear, "prefers_onednn", lambda rows, weight_elements: True)
+            monkeypatch.setattr(linear, "mkl_layout", lambda rows, in_features, out_features: None)
 
     yield select
     monkeypatch.undo()
@@ -46,7 +48,7 @@ def test_teacher_forced_log_probs_match_fairseq_on_each_library(name, choice, ge
     assert packed_modules(model) == (linears if choice == "onednn" else 0)
 
 
-@pytest.mark.parametrize("choice", ["mkl", "onednn"])
+@pytest.mark.parametrize("choice", ["mkl", "onednn", "mixed"])
 def test_small_model_beams_match_fairseq_on_each_library(choice, gemm, converted):
     gemm(choice)
     model = FSMTForConditionalGeneration.from_pretrained(converted(golden.SMALL_MODEL))
@@ -59,7 +61,23 @@ def test_small_model_beams_match_fairseq_on_each_library(choice, gemm, converted
         ours = run_calls([model], ids, calls, our_kwargs(config["generate_kwargs"]))
         problems, _ = mismatches(ours, config["results"])
         assert not problems, (choice, config["name"], problems[:5])
-    assert (packed_modules(model) > 0) == (choice == "onednn")
+    assert (packed_modules(model) > 0) == (choice != "mkl")
+
+
+@pytest.mark.parametrize("choice", ["mkl", "mixed"])
+def test_one_sentence_greedy_calls_match_fairseq(choice, gemm, converted):
+    """Batch-1 greedy decoding: every GEMM has one row, the MKL GEMV route of the mixed policy."""
+    gemm(choice)
+    model = FSMTForConditionalGeneration.from_pretrained(converted(golden.SMALL_MODEL))
+    expected = golden.load_expected(golden.SMALL_MODEL)
+    ids = {t["index"]: t["ids"] for t in expected["tokenizer"]}
+    config = next(c for c in expected["generation"]["configs"] if c["name"] == "beam1")
+    ours = run_calls([model], ids, [[entry["index"]] for entry in config["results"]],
+                     our_kwargs(config["generate_kwargs"]))
+    problems, _ = mismatches(ours, config["results"])
+    assert not problems, (choice, problems[:5])
+    relaid = sum(1 for module in model.modules() if module in linear._COLUMN_MAJOR)
+    assert (relaid > 0) == (choice == "mixed")
 
 
 def test_linear_is_a_drop_in_nn_linear():
@@ -105,12 +123,24 @@ def test_an_unknown_gemm_choice_is_one_clear_error(monkeypatch):
         linear.onednn_gemm_enabled.cache_clear()
 
 
-def test_tiny_gemms_stay_on_mkl_and_large_ones_go_to_onednn():
-    assert not linear.prefers_onednn(1, 256 * 256)  # small-en-de attention, batch 1: call overhead dominates
-    assert linear.prefers_onednn(160, 256 * 256)
-    assert not linear.prefers_onednn(1, 256 * 1024)
-    assert linear.prefers_onednn(5, 256 * 6048)
-    assert linear.prefers_onednn(1, 1024 * 4096)  # transformer-big: always
+def test_one_row_calls_go_to_mkl_and_the_rest_to_onednn():
+    assert linear.mkl_layout(1, 256, 768) == "column"  # small-en-de q/k/v, batch-1 greedy: a GEMV
+    assert linear.mkl_layout(1, 1024, 256) == "row"  # fc2: wider than tall, MKL on the file's layout
+    assert linear.mkl_layout(1, 1024, 4096) is None  # too wide for a column-major copy: packed oneDNN
+    assert linear.mkl_layout(0, 256, 256) == "row"  # empty input: nothing for oneDNN to do
+    assert all(linear.mkl_layout(rows, 256, 256) is None for rows in (2, 5, 160))
+
+
+@pytest.mark.parametrize("rows", [0, 1, 3, 17, 300])
+@pytest.mark.parametrize("shape", [(256, 768), (1024, 256), (64, 64)])
+def test_every_route_computes_the_linear(rows, shape, gemm):
+    gemm("mixed")
+    torch.manual_seed(rows)
+    layer = linear.Linear(*shape)
+    x = torch.randn(rows, shape[0])
+    with torch.inference_mode():
+        assert torch.allclose(layer(x), F.linear(x, layer.weight, layer.bias), atol=1e-5)
+        assert layer(x.view(rows, 1, shape[0])).shape == (rows, 1, shape[1])
 
 
 @pytest.mark.parametrize("vendor,expected", [("GenuineIntel", False), ("AuthenticAMD", True), ("", False)])

@@ -16,7 +16,9 @@ and only the ``k`` chunks with the best ``maximum + score`` can hold the best
 those chunks, plus each row's last ``V % CHUNK`` tokens, are scored exactly as
 fairseq scores them (``lprobs + score`` in float32) and ranked. Same values,
 same order; only among exactly equal scores may the pick differ, where
-``torch.topk``'s own order is unspecified.
+``torch.topk``'s own order is unspecified. With at most ``DIRECT_MAX_ROWS``
+hypotheses in the batch (batch-1 decoding) fairseq's own top-k over the
+materialised scores is cheaper than those ~20 small ops, and is used.
 
 Every decoding mode is a ``Search`` with this ``step``; the other modes live in
 ``sampling.py``, ``diverse.py`` and ``constrained.py`` and share the generator loop.
@@ -66,6 +68,7 @@ class Search:
 
 class BeamSearch(Search):
     CHUNK = 128
+    DIRECT_MAX_ROWS = 8
 
     def __init__(self, vocab_size: int) -> None:
         self.vocab_size = vocab_size
@@ -84,6 +87,10 @@ class BeamSearch(Search):
         offset = None if step == 0 else scores[:, :, step - 1]  # (B, rows)
         # "- 1": never propose as many candidates as entries, so <pad> (always -inf) is never needed.
         k = min(beam * candidate_multiple, rows * vocab - 1)
+        if sentences * rows <= self.DIRECT_MAX_ROWS:  # fairseq's own formulation
+            values = lprobs if offset is None else lprobs + offset.unsqueeze(-1)
+            top_scores, top_indices = torch.topk(values.reshape(sentences, rows * vocab), k)
+            return top_scores, top_indices.fmod(vocab), torch.div(top_indices, vocab, rounding_mode="trunc")
         chunks = vocab // self.CHUNK
         if rows * chunks < k:
             chunks = 0

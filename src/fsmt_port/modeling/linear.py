@@ -1,18 +1,21 @@
-"""fp32 Linear layers on the faster of the two GEMM libraries torch ships for x86 CPUs.
+"""fp32 Linear layers on the fastest of the GEMM kernels torch ships for x86 CPUs.
 
 torch's fp32 ``F.linear`` calls MKL. On Intel CPUs that is the fastest kernel, and fairseq's own.
-On other x86 CPUs (AMD) MKL takes a generic path: on an AMD EPYC with AVX-512, oneDNN's matmul
-on a weight pre-packed into its blocked layout was 1.1-3.8× faster on small-en-de's shapes where it
-is chosen and 1.0-7.6× on transformer-big's, 1 to 160 rows, 1 and 2 threads
-(``benchmarks/gemm_shapes.py``, ``benchmarks/RESULTS.md``); CTranslate2 makes the same choice
-(MKL on Intel, oneDNN elsewhere). The summation order differs from MKL's by float rounding only:
-the parity tests (teacher-forced log-probs within 1e-5 of fairseq, identical beams) pass on both.
+On other x86 CPUs (AMD) MKL takes a generic path and CTranslate2 uses oneDNN instead; so does this
+module there, on weights pre-packed into oneDNN's blocked layout, except for one-row calls
+(batch-1 greedy decoding), where MKL's GEMV wins: on the weight as stored when it is wider than
+tall (fc2), on a column-major copy otherwise (layers at most ``COLUMN_MAJOR_MAX_IN`` wide).
 
-Tiny GEMMs stay on MKL: below ``ONEDNN_MIN_WORK`` multiply-adds oneDNN's call overhead
-(~10 µs) outweighs its kernel. The packed copy is made on first use and kept beside the fp32
-weight (the weight itself stays, for ``state_dict``, tied embeddings and tiny GEMMs): the
-weights' memory doubles on such hosts. ``FSMT_PORT_GEMM=mkl`` turns this off, ``=onednn`` forces
-it on any x86 CPU, ``auto`` (the default) decides by CPU vendor.
+The choice comes from ``benchmarks/gemm_shapes.py --cold`` (``benchmarks/RESULTS.md``), which
+streams the weights from memory as a decoding step does: with a weight reused from cache, MKL's
+lower call overhead makes it look best on every small shape at few rows, which is not what a
+decoder meets. Summation orders differ from MKL's row-major kernel by float rounding only: the
+parity tests (teacher-forced log-probs within 1e-5 of fairseq, identical beams) pass on both.
+
+The packed and column-major copies are made on first use and kept beside the fp32 weight (the
+weight itself stays, for ``state_dict`` and tied embeddings): the weights' memory doubles on
+such hosts. ``FSMT_PORT_GEMM=mkl`` turns this off, ``=onednn`` forces it on any x86 CPU,
+``auto`` (the default) decides by CPU vendor.
 """
 
 from __future__ import annotations
@@ -31,15 +34,15 @@ from fsmt_port.errors import ConfigError
 
 GEMM_ENV = "FSMT_PORT_GEMM"
 GEMM_CHOICES = ("auto", "mkl", "onednn")
-#: a weight with fewer elements goes to oneDNN only for this many rows or more
-ONEDNN_MIN_WEIGHT = 2**17
-ONEDNN_MIN_ROWS_SMALL_WEIGHT = 128
-#: rows x weight elements below which MKL's lower call overhead wins
-ONEDNN_MIN_WORK = 2**19
+#: one-row calls on layers at most this wide use MKL on a column-major copy (a few MB each)
+COLUMN_MAJOR_MAX_IN = 512
 #: the batch size oneDNN's weight layout is chosen for (32 sentences x beam 5)
 PACKING_ROWS_HINT = 160
 #: GEMMs taller than this run in blocks of this many rows (encoder outputs of big batches)
 MAX_BLOCK_ROWS = 256
+#: oneDNN heights above ``EXACT_ROWS`` are padded to a multiple of ``ROW_BUCKET``
+EXACT_ROWS = 16
+ROW_BUCKET = 16
 
 
 def cpu_vendor() -> str:
@@ -67,44 +70,54 @@ def onednn_gemm_enabled() -> bool:
     return choice == "onednn" or cpu_vendor() not in ("GenuineIntel", "")
 
 
-def prefers_onednn(rows: int, weight_elements: int) -> bool:
-    """oneDNN for every GEMM but the tiny ones (measured on small-en-de's and transformer-big's shapes)."""
-    if weight_elements < ONEDNN_MIN_WEIGHT:
-        return rows >= ONEDNN_MIN_ROWS_SMALL_WEIGHT
-    return rows * weight_elements >= ONEDNN_MIN_WORK
+def mkl_layout(rows: int, in_features: int, out_features: int) -> str | None:
+    """Where MKL beats packed oneDNN, the weight layout it runs on ("row"/"column"); None: oneDNN.
+
+    One row is a GEMV bound by streaming the weight: MKL's is 1.1-2x faster than oneDNN's on
+    small-en-de's and transformer-big's shapes, on the weight as stored when it is wider than tall,
+    column-major otherwise (copies only up to ``COLUMN_MAJOR_MAX_IN`` wide, to bound their memory).
+    From two rows on, packed oneDNN beats or ties MKL on the weight as stored.
+    """
+    if rows == 0:  # nothing to compute: the plain path
+        return "row"
+    if rows != 1:
+        return None
+    if in_features > out_features:
+        return "row"
+    return "column" if in_features <= COLUMN_MAJOR_MAX_IN else None
 
 
-class _Packed:
-    """A weight in oneDNN's blocked layout, valid while the weight is the same tensor, storage and version."""
+class _DerivedWeight:
+    """A copy of a weight in another layout, valid while the weight is the same tensor, storage and version."""
 
-    __slots__ = ("source", "version", "data_ptr", "packed")
+    __slots__ = ("source", "version", "data_ptr", "value")
 
-    def __init__(self, weight: torch.Tensor) -> None:
+    def __init__(self, weight: torch.Tensor, make) -> None:
         self.source = weakref.ref(weight)
         self.version, self.data_ptr = weight._version, weight.data_ptr()
-        self.packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach().contiguous(), PACKING_ROWS_HINT)
+        self.value = make(weight)
 
     def matches(self, weight: torch.Tensor) -> bool:
         return self.source() is weight and self.version == weight._version and self.data_ptr == weight.data_ptr()
 
 
-#: per module, outside its __dict__: deepcopy, pickling and state_dict never see the packed copy
-_PACKED: weakref.WeakKeyDictionary[nn.Module, _Packed] = weakref.WeakKeyDictionary()
-
-
 def bucket_rows(rows: int) -> int:
-    """The GEMM height a block of ``rows`` (<= ``MAX_BLOCK_ROWS``) is padded to: exact up to 16, then multiples of 16."""
-    return rows if rows <= 16 else -(-rows // 16) * 16
+    """The GEMM height a block of ``rows`` (<= ``MAX_BLOCK_ROWS``) is padded to."""
+    return rows if rows <= EXACT_ROWS else -(-rows // ROW_BUCKET) * ROW_BUCKET
 
 
 def onednn_linear(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None, out_features: int) -> torch.Tensor:
     """``x @ W.T + b`` on oneDNN in blocks of at most ``MAX_BLOCK_ROWS`` rows, each padded to ``bucket_rows``.
 
-    oneDNN compiles and caches a kernel per GEMM height (~0.5 MB each, up to 1024 of them): with the
+    oneDNN compiles and caches a kernel per GEMM height (~0.6 MB each, up to 1024 of them): with the
     heights beam search produces, translating 6000 lines grew the process by 130 MB more than MKL did.
-    Padding to at most 31 heights per weight shape bounds that; the padded rows cost < 16 rows of work.
+    Padding bounds the heights per weight shape; the padded rows cost < ``ROW_BUCKET`` rows of work.
     """
     rows = x.reshape(-1, x.size(-1)).contiguous()
+    height = rows.size(0)
+    if height <= MAX_BLOCK_ROWS and bucket_rows(height) == height:  # the common case: one call, no copies
+        out = torch.ops.mkldnn._linear_pointwise(rows, packed, bias, "none", [], "")
+        return out.view(*x.shape[:-1], out_features)
     blocks = []
     for block in rows.split(MAX_BLOCK_ROWS):
         height = block.size(0)
@@ -116,16 +129,38 @@ def onednn_linear(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | No
     return out.view(*x.shape[:-1], out_features)
 
 
+#: per module, outside its __dict__: deepcopy, pickling and state_dict never see these copies
+_PACKED: weakref.WeakKeyDictionary[nn.Module, _DerivedWeight] = weakref.WeakKeyDictionary()
+_COLUMN_MAJOR: weakref.WeakKeyDictionary[nn.Module, _DerivedWeight] = weakref.WeakKeyDictionary()
+
+
 class Linear(nn.Linear):
     """``nn.Linear`` (same parameters, same state_dict) whose CPU fp32 inference may run on oneDNN."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight = self.weight
-        if (x.dtype == torch.float32 and weight.dtype == torch.float32 and x.device.type == "cpu"
-                and not (torch.is_grad_enabled() and (weight.requires_grad or x.requires_grad))
-                and onednn_gemm_enabled() and prefers_onednn(x.numel() // self.in_features, weight.numel())):
-            packed = _PACKED.get(self)
-            if packed is None or not packed.matches(weight):
-                packed = _PACKED[self] = _Packed(weight)
-            return onednn_linear(x, packed.packed, self.bias, self.out_features)
+        if (x.dtype != torch.float32 or weight.dtype != torch.float32 or x.device.type != "cpu"
+                or not onednn_gemm_enabled() or (torch.is_grad_enabled() and (weight.requires_grad or x.requires_grad))):
+            return F.linear(x, weight, self.bias)
+        layout = mkl_layout(x.numel() // self.in_features, self.in_features, self.out_features)
+        if layout is None:
+            return onednn_linear(x, _cached(_PACKED, self, weight, _pack), self.bias, self.out_features)
+        if layout == "column" and weight.stride(0) != 1:  # not column-major already (layout.py)
+            weight = _cached(_COLUMN_MAJOR, self, weight, _column_major)
         return F.linear(x, weight, self.bias)
+
+
+def _pack(weight: torch.Tensor) -> torch.Tensor:
+    return torch.ops.mkldnn._reorder_linear_weight(weight.detach().contiguous(), PACKING_ROWS_HINT)
+
+
+def _column_major(weight: torch.Tensor) -> torch.Tensor:
+    return weight.detach().t().contiguous().t()
+
+
+def _cached(cache: weakref.WeakKeyDictionary, module: nn.Module, weight: torch.Tensor, make) -> torch.Tensor:
+    """``make(weight)``, computed once per module and again only when its weight changes."""
+    entry = cache.get(module)
+    if entry is None or not entry.matches(weight):
+        entry = cache[module] = _DerivedWeight(weight, make)
+    return entry.value
