@@ -49,7 +49,7 @@ MAX_COPIES = 64
 def seconds_per_call(fn, copies: int, budget: float = 0.3) -> float:
     """Median-free but warm: a few calls to warm up, then as many as fit in ``budget`` seconds;
     ``fn(i)`` uses copy ``i % copies`` of its weight."""
-    for i in range(min(copies, 3) + copies if copies > 1 else 3):
+    for i in range(max(3, copies)):  # every copy once (cold: the first pass pages them in)
         fn(i % copies)
     calls, start = 0, time.perf_counter()
     while time.perf_counter() - start < budget or calls < 5:

@@ -40,8 +40,7 @@ COLUMN_MAJOR_MAX_IN = 512
 PACKING_ROWS_HINT = 160
 #: GEMMs taller than this run in blocks of this many rows (encoder outputs of big batches)
 MAX_BLOCK_ROWS = 256
-#: oneDNN heights above ``EXACT_ROWS`` are padded to a multiple of ``ROW_BUCKET``
-EXACT_ROWS = 16
+#: oneDNN heights above this are padded to a multiple of it
 ROW_BUCKET = 16
 
 
@@ -102,8 +101,9 @@ class _DerivedWeight:
 
 
 def bucket_rows(rows: int) -> int:
-    """The GEMM height a block of ``rows`` (<= ``MAX_BLOCK_ROWS``) is padded to."""
-    return rows if rows <= EXACT_ROWS else -(-rows // ROW_BUCKET) * ROW_BUCKET
+    """The GEMM height a block of ``rows`` (<= ``MAX_BLOCK_ROWS``) is padded to: exact up to ``ROW_BUCKET``,
+    then multiples of it (at most 31 heights per weight shape)."""
+    return rows if rows <= ROW_BUCKET else -(-rows // ROW_BUCKET) * ROW_BUCKET
 
 
 def onednn_linear(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None, out_features: int) -> torch.Tensor:
