@@ -131,7 +131,14 @@ def test_one_row_calls_go_to_mkl_and_the_rest_to_onednn():
     assert all(linear.mkl_layout(rows, 256, 256) is None for rows in (2, 5, 160))
 
 
-@pytest.mark.parametrize("rows", [0, 1, 3, 17, 300])
+def test_gemm_heights_are_bucketed_with_little_padding():
+    heights = {rows: linear.bucket_rows(rows) for rows in range(1, linear.MAX_BLOCK_ROWS + 1)}
+    assert len(set(heights.values())) <= 43  # oneDNN keeps a kernel per height and weight shape
+    assert all(0 <= height - rows < (16 if rows <= 256 else 64) for rows, height in heights.items())
+    assert heights[160] == 160 and heights[640] == 640  # beam 5 over 32 and 128 sentences: no padding
+
+
+@pytest.mark.parametrize("rows", [0, 1, 3, 17, 300, 700, 2100])
 @pytest.mark.parametrize("shape", [(256, 768), (1024, 256), (64, 64)])
 def test_every_route_computes_the_linear(rows, shape, gemm):
     gemm("mixed")
@@ -171,3 +178,14 @@ def test_fsmt_translate_refuses_an_unknown_gemm_choice_before_any_work(monkeypat
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "FSMT_PORT_GEMM='blas'" in err[0] and "Traceback" not in err[0]
     assert not out.exists()
+
+
+@pytest.mark.parametrize("choice", ["onednn", "mixed"])
+def test_a_model_built_under_inference_mode_runs(choice, gemm):
+    gemm(choice)
+    torch.manual_seed(1)
+    with torch.inference_mode():  # its weights are inference tensors: no version counter to read
+        layer = linear.Linear(256, 768)
+        for rows in (1, 5):
+            x = torch.randn(rows, 256)
+            assert torch.allclose(layer(x), F.linear(x, layer.weight, layer.bias), atol=1e-5)

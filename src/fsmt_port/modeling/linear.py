@@ -39,9 +39,12 @@ COLUMN_MAJOR_MAX_IN = 512
 #: the batch size oneDNN's weight layout is chosen for (32 sentences x beam 5)
 PACKING_ROWS_HINT = 160
 #: GEMMs taller than this run in blocks of this many rows (encoder outputs of big batches)
-MAX_BLOCK_ROWS = 256
-#: oneDNN heights above this are padded to a multiple of it
+MAX_BLOCK_ROWS = 1024
+#: oneDNN heights above this are padded to a multiple of it ...
 ROW_BUCKET = 16
+#: ... and heights above this (beam search over batches of 128: 640 rows) to a multiple of ``TALL_ROW_BUCKET``
+TALL_ROWS = 256
+TALL_ROW_BUCKET = 64
 
 
 def cpu_vendor() -> str:
@@ -86,6 +89,12 @@ def mkl_layout(rows: int, in_features: int, out_features: int) -> str | None:
     return "column" if in_features <= COLUMN_MAJOR_MAX_IN else None
 
 
+def _version(weight: torch.Tensor) -> int | None:
+    """The in-place edit counter; None for a model built under ``torch.inference_mode``, whose tensors
+    keep none (such weights are taken as never edited in place)."""
+    return None if weight.is_inference() else weight._version
+
+
 class _DerivedWeight:
     """A copy of a weight in another layout, valid while the weight is the same tensor, storage and version."""
 
@@ -93,17 +102,20 @@ class _DerivedWeight:
 
     def __init__(self, weight: torch.Tensor, make) -> None:
         self.source = weakref.ref(weight)
-        self.version, self.data_ptr = weight._version, weight.data_ptr()
+        self.version, self.data_ptr = _version(weight), weight.data_ptr()
         self.value = make(weight)
 
     def matches(self, weight: torch.Tensor) -> bool:
-        return self.source() is weight and self.version == weight._version and self.data_ptr == weight.data_ptr()
+        return self.source() is weight and self.version == _version(weight) and self.data_ptr == weight.data_ptr()
 
 
 def bucket_rows(rows: int) -> int:
     """The GEMM height a block of ``rows`` (<= ``MAX_BLOCK_ROWS``) is padded to: exact up to ``ROW_BUCKET``,
-    then multiples of it (at most 31 heights per weight shape)."""
-    return rows if rows <= ROW_BUCKET else -(-rows // ROW_BUCKET) * ROW_BUCKET
+    then multiples of it up to ``TALL_ROWS``, then of ``TALL_ROW_BUCKET`` (at most 43 heights per weight shape)."""
+    if rows <= ROW_BUCKET:
+        return rows
+    step = ROW_BUCKET if rows <= TALL_ROWS else TALL_ROW_BUCKET
+    return -(-rows // step) * step
 
 
 def onednn_linear(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None, out_features: int) -> torch.Tensor:
@@ -111,7 +123,9 @@ def onednn_linear(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | No
 
     oneDNN compiles and caches a kernel per GEMM height (~0.6 MB each, up to 1024 of them): with the
     heights beam search produces, translating 6000 lines grew the process by 130 MB more than MKL did.
-    Padding bounds the heights per weight shape; the padded rows cost < ``ROW_BUCKET`` rows of work.
+    Padding bounds the heights per weight shape; the padded rows cost < ``ROW_BUCKET`` rows of work
+    (< ``TALL_ROW_BUCKET`` above ``TALL_ROWS``). Beam 5 over 128 sentences (640 rows) is one call: in
+    blocks of 256 rows plus ``torch.cat`` it was 5-9 % slower end to end (``benchmarks/RESULTS.md``).
     """
     rows = x.reshape(-1, x.size(-1)).contiguous()
     height = rows.size(0)
@@ -129,6 +143,8 @@ def onednn_linear(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | No
     return out.view(*x.shape[:-1], out_features)
 
 
+_FLOAT32 = torch.float32
+
 #: per module, outside its __dict__: deepcopy, pickling and state_dict never see these copies
 _PACKED: weakref.WeakKeyDictionary[nn.Module, _DerivedWeight] = weakref.WeakKeyDictionary()
 _COLUMN_MAJOR: weakref.WeakKeyDictionary[nn.Module, _DerivedWeight] = weakref.WeakKeyDictionary()
@@ -138,16 +154,17 @@ class Linear(nn.Linear):
     """``nn.Linear`` (same parameters, same state_dict) whose CPU fp32 inference may run on oneDNN."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weight = self.weight
-        if (x.dtype != torch.float32 or weight.dtype != torch.float32 or x.device.type != "cpu"
-                or not onednn_gemm_enabled() or (torch.is_grad_enabled() and (weight.requires_grad or x.requires_grad))):
-            return F.linear(x, weight, self.bias)
+        # called ~40 times per decoding step: each parameter read once, dtypes compared by identity
+        weight, bias = self.weight, self.bias
+        if (x.dtype is not _FLOAT32 or weight.dtype is not _FLOAT32 or not x.is_cpu or not onednn_gemm_enabled()
+                or (torch.is_grad_enabled() and (weight.requires_grad or x.requires_grad))):
+            return F.linear(x, weight, bias)
         layout = mkl_layout(x.numel() // self.in_features, self.in_features, self.out_features)
         if layout is None:
-            return onednn_linear(x, _cached(_PACKED, self, weight, _pack), self.bias, self.out_features)
+            return onednn_linear(x, _cached(_PACKED, self, weight, _pack), bias, self.out_features)
         if layout == "column" and weight.stride(0) != 1:  # not column-major already (layout.py)
             weight = _cached(_COLUMN_MAJOR, self, weight, _column_major)
-        return F.linear(x, weight, self.bias)
+        return F.linear(x, weight, bias)
 
 
 def _pack(weight: torch.Tensor) -> torch.Tensor:
