@@ -11,6 +11,10 @@ Systems (all read the same converted folder; ``--systems`` picks some):
 * ``transformers`` (its ``FSMTForConditionalGeneration`` fp32 on our folder);
 * ``ct2`` / ``ct2-int8``: CTranslate2 on ``python -m fsmt_port.export_ct2``'s
   float32 export, loaded with compute type float32 / int8.
+* ``...-workers`` (``fsmt_port-workers``, ``fsmt_port-int8-workers``, ``ct2-workers``, ``ct2-int8-workers``):
+  the same, with the threads spent across batches instead of inside each op: one batch per thread,
+  each on one intra-op thread (``fsmt-translate --workers``; CTranslate2's ``inter_threads``, every
+  batch submitted at once). At 1 thread they are the plain systems.
 
 Workloads:
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SYSTEMS = {"fsmt_port", "fsmt_port-bf16", "fsmt_port-int8", "transformers", "ct2", "ct2-int8"}
+SYSTEMS = {"fsmt_port", "fsmt_port-bf16", "fsmt_port-int8", "transformers", "ct2", "ct2-int8",
+           "fsmt_port-workers", "fsmt_port-int8-workers", "ct2-workers", "ct2-int8-workers"}
 
 
 def load_run_script():
@@ -45,7 +46,8 @@ def test_benchmark_harness_smoke_run(tmp_path):
         assert None not in (row["fsmt_port_speedup"], row["speed_vs_transformers"], row["speed_vs_ct2"])
         same, total = map(int, row["top1_same_as_fsmt_port"].split("/"))
         assert total == row["sentences"]
-        if row["system"] in ("fsmt_port", "ct2", "transformers"):  # fp32 peers: same hypotheses
+        if row["system"] in ("fsmt_port", "ct2", "transformers", "fsmt_port-workers", "ct2-workers"):  # fp32
+            # peers and the batches-across-threads runs: same hypotheses
             assert same == total, row
         if row["system"] == "ct2":
             assert row["speed_vs_ct2"] == 1.0
@@ -59,7 +61,7 @@ def test_benchmark_harness_smoke_run(tmp_path):
     assert all(m["peak_rss_mb"] > 0 for m in memory)
 
     table = (out / "results.md").read_text()
-    assert table.count("\n| small |") == 24 and table.count("\n| big |") == 12
+    assert table.count("\n| small |") == 2 * 2 * len(SYSTEMS) and table.count("\n| big |") == 2 * len(SYSTEMS)
     assert "| threads | system |" in table and "| x ct2 |" in table and "top-1 = fsmt_port" in table
     assert "| convert the fairseq checkpoint" in table and "fairseq (" not in table
 

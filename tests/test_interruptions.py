@@ -260,3 +260,14 @@ def test_translate_interrupted_while_writing_leaves_no_truncated_file(tmp_path, 
     assert_clean_interrupt(code, err)
     assert out.read_bytes() == b"previous complete result\n"  # never the half-written text
     assert leftovers(tmp_path, "out.txt") == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_translate_with_workers_interrupted_mid_run_leaves_no_output(tmp_path, converted, long_input, sig):
+    out = tmp_path / "out.txt"
+    argv = translate_argv(converted(MODEL), long_input, out, "--workers", "2", "--batch-size", "8")
+    argv[argv.index("--threads") + 1] = "2"  # one intra-op thread per worker
+    code, err = run_until_progress(argv, sig)
+    assert_clean_interrupt(code, err)
+    assert not out.exists() and leftovers(tmp_path, "out.txt") == []

@@ -14,7 +14,11 @@ import torch
 
 from .workloads import RunConfig, Workload
 
-SYSTEMS = ("fsmt_port", "fsmt_port-bf16", "fsmt_port-int8", "transformers", "ct2", "ct2-int8")
+SYSTEMS = ("fsmt_port", "fsmt_port-bf16", "fsmt_port-int8", "transformers", "ct2", "ct2-int8",
+           "fsmt_port-workers", "fsmt_port-int8-workers", "ct2-workers", "ct2-int8-workers")
+#: ``-workers``: one batch per thread, each on one intra-op thread (ours: ``translation.workers``;
+#: CTranslate2: ``inter_threads`` = threads, ``intra_threads`` = 1, every batch submitted at once)
+WORKERS = "-workers"
 BASELINE = "fsmt_port"  # the `fsmt_port x` column and the top-1 agreement are relative to it
 CT2 = "ct2"  # the `x ct2` column is relative to it
 
@@ -56,10 +60,11 @@ class FsmtPort(System):
         from fsmt_port.modeling.quantization import quantize_int8
 
         self.name = name
-        dtype = "bf16" if name.endswith("bf16") else "fp32"
+        dtype = "bf16" if "-bf16" in name else "fp32"
         self.model = FSMTForConditionalGeneration.from_pretrained(model_dir, dtype=dtype, device="cpu")
-        if name.endswith("int8"):
+        if "-int8" in name:
             self.model = quantize_int8(self.model)
+        self.workers = 1  # set per run by ``open`` for the -workers systems
 
     def prepare(self, ids, batches, config):
         kwargs = {"num_beams": config.beam, "length_penalty": 1.0, "max_len_a": 0, "max_len_b": config.max_len_b,
@@ -68,9 +73,15 @@ class FsmtPort(System):
             kwargs.update(min_len=config.fixed_length, max_len_b=config.fixed_length)
         return [(_pad_left([ids[i] for i in batch]), kwargs) for batch in batches]
 
+    def open(self, threads: int) -> None:
+        super().open(threads)
+        self.workers = threads if self.name.endswith(WORKERS) else 1
+
     def run(self, prepared):
-        return [self.model.generate(src, return_dict_in_generate=True, **kwargs).hypotheses
-                for src, kwargs in prepared]
+        from fsmt_port.translation.workers import map_on_workers
+
+        return map_on_workers(prepared, lambda _, batch: self.model.generate(
+            batch[0], return_dict_in_generate=True, **batch[1]).hypotheses, self.workers)
 
     def tokens(self, raw):
         return [hypos[0].tokens.tolist() for batch in raw for hypos in batch]
@@ -120,7 +131,8 @@ class CTranslate2(System):
 
         self.name = name
         self.ct2_dir = str(ct2_dir)
-        self.compute_type = "int8" if name.endswith("int8") else "float32"
+        self.compute_type = "int8" if "-int8" in name else "float32"
+        self.inter = name.endswith(WORKERS)
         self.translator = None
         tokenizer = FSMTTokenizer.from_pretrained(model_dir)
         self.src_tokens = vocabulary(tokenizer.src_dict.symbols)
@@ -139,15 +151,19 @@ class CTranslate2(System):
         spin-waiting, which slows every torch system measured meanwhile by 10-30% (measured here)."""
         import ctranslate2
 
+        inter, intra = (threads, 1) if self.inter else (1, threads)
         self.translator = ctranslate2.Translator(self.ct2_dir, device="cpu", compute_type=self.compute_type,
-                                                 inter_threads=1, intra_threads=threads)
+                                                 inter_threads=inter, intra_threads=intra)
 
     def close(self) -> None:
         self.translator = None
         gc.collect()
 
     def run(self, prepared):
-        return [self.translator.translate_batch(tokens, **kwargs) for tokens, kwargs in prepared]
+        if not self.inter:
+            return [self.translator.translate_batch(tokens, **kwargs) for tokens, kwargs in prepared]
+        pending = [self.translator.translate_batch(tokens, asynchronous=True, **kwargs) for tokens, kwargs in prepared]
+        return [[result.result() for result in batch] for batch in pending]
 
     def tokens(self, raw):
         return [[self.tgt_index[t] for t in result.hypotheses[0]] for batch in raw for result in batch]

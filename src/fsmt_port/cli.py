@@ -92,7 +92,8 @@ def generation_kwargs(args: argparse.Namespace) -> dict:
     return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
 
-def add_runtime_options(parser: argparse.ArgumentParser) -> None:
+def add_runtime_options(parser: argparse.ArgumentParser):
+    """Batching, device and input handling; returns the group, for a command's own runtime options."""
     group = parser.add_argument_group("runtime")
     group.add_argument("--batch-size", "--bs", type=int, default=None,
                        help="sentences per batch (default: 32 unless --max-tokens is given)")
@@ -106,6 +107,7 @@ def add_runtime_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--trust-checkpoint", action="store_true",
                        help="let a pytorch_model.bin's pickle run code (only for files you trust; default: refuse)")
     group.add_argument("--quiet", action="store_true", help="no progress bar")
+    return group
 
 
 def add_hub_options(parser: argparse.ArgumentParser) -> None:

@@ -10,6 +10,7 @@ The Python API behind ``fsmt-translate`` and ``run_eval``::
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -25,6 +26,7 @@ from fsmt_port.modeling.quantization import quantize_int8
 from fsmt_port.tokenization.padding import left_pad
 from fsmt_port.tokenization.tokenizer import FSMTTokenizer
 from fsmt_port.translation.windows import DEFAULT_BUFFER_SIZE, read_windows
+from fsmt_port.translation.workers import check_workers, map_on_workers
 
 QUANTIZATIONS = ("none", "int8")
 
@@ -83,24 +85,37 @@ def pad_left(rows: list[list[int]], pad: int = 1) -> torch.Tensor:
 
 class Translator:
     def __init__(self, models: list[FSMTForConditionalGeneration], tokenizer: FSMTTokenizer,
-                 generation_config: GenerationConfig | None = None) -> None:
+                 generation_config: GenerationConfig | None = None, workers: int = 1) -> None:
+        """``workers``: batches decoded side by side on CPU threads (``translation.workers``)."""
         self.models = models
         self.tokenizer = tokenizer
         self.generation_config = generation_config or models[0].generation_config
+        self.workers = workers
         self.model_dirs: list[Path] | None = None
+
+    @property
+    def workers(self) -> int:
+        return self._workers
+
+    @workers.setter
+    def workers(self, value: int) -> None:
+        self._workers = check_workers(value, self.models[0].device)
 
     @classmethod
     def from_pretrained(cls, model_dirs: Sequence[str | os.PathLike] | str | os.PathLike,
                         device: str | None = None, dtype: str | None = None, quantize: str = "none", *,
                         revision: str | None = None, local_files_only: bool = False,
-                        cache_dir: str | os.PathLike | None = None, trust_checkpoint: bool = False) -> "Translator":
+                        cache_dir: str | os.PathLike | None = None, trust_checkpoint: bool = False,
+                        workers: int = 1) -> "Translator":
         """Model folder(s) or hub repo id(s) (several = an ensemble); ``revision`` applies to every hub id.
-        ``trust_checkpoint``: see ``FSMTForConditionalGeneration.from_pretrained``."""
+        ``trust_checkpoint``: see ``FSMTForConditionalGeneration.from_pretrained``. ``workers``: batches
+        decoded side by side on CPU, each on ``torch.get_num_threads() // workers`` threads."""
         if isinstance(model_dirs, (str, os.PathLike)):
             model_dirs = [model_dirs]
         if not model_dirs:
             raise ConfigError("give at least one model folder")
         device = resolve_device(device)
+        check_workers(workers, device)  # before loading anything
         if quantize not in QUANTIZATIONS:
             raise ConfigError(f"unknown quantization {quantize!r}; expected one of {QUANTIZATIONS}")
         model_dirs = [resolve_model_dir(d, revision=revision, local_files_only=local_files_only, cache_dir=cache_dir)
@@ -123,7 +138,7 @@ class Translator:
             if theirs.src_vocab != tokenizer.src_vocab or theirs.tgt_vocab != tokenizer.tgt_vocab:
                 raise ConfigError(f"{other}: its vocabularies differ from {model_dirs[0]}'s; "
                                   "an ensemble needs models trained with the same dictionaries")
-        translator = cls(models, tokenizer)
+        translator = cls(models, tokenizer, workers=workers)
         translator.model_dirs = [Path(d) for d in model_dirs]  # their files are part of a resumable run's key
         return translator
 
@@ -152,19 +167,26 @@ class Translator:
         tensors are copied out of the batch's buffers, so a finished batch frees its memory.
         ``prefix_tokens`` / ``constraint_ids``: per input, target ids (see ``generation.generate``);
         constraint lists alone mean ``constraints="ordered"``.
-        One generator serves every batch, so a ``seed`` gives one reproducible stream of draws.
+        One generator serves every batch (per worker thread with ``self.workers`` > 1), so a ``seed``
+        gives one reproducible stream of draws; a seeded sampling run therefore needs one worker.
         """
         if constraint_ids is not None and generation_kwargs.get("constraints") is None \
                 and self.generation_config.constraints is None:
             generation_kwargs["constraints"] = "ordered"
         config = resolve_generation_config(self.generation_config, **generation_kwargs)
-        generator = SequenceGenerator(self.models, config)
+        batches = make_batches([len(x) for x in id_lists], batch_size, max_tokens)
+        if self.workers > 1 and config.sampling and config.seed is not None:
+            raise ConfigError(f"a seeded sampling run draws one stream over the batches in order; with "
+                              f"workers={self.workers} the order would depend on thread timing: use one worker "
+                              "or no seed")
         device = self.models[0].device
         for name, given in (("prefix_tokens", prefix_tokens), ("constraint_ids", constraint_ids)):
             if given is not None and len(given) != len(id_lists):
                 raise InputError(f"{name}: expected one entry per input ({len(id_lists)}), got {len(given)}")
         results: list[list[Hypothesis] | None] = [None] * len(id_lists)
-        for batch in make_batches([len(x) for x in id_lists], batch_size, max_tokens):
+        progress_lock = threading.Lock()
+
+        def decode(generator: SequenceGenerator, batch: list[int]) -> None:
             per_input = {}
             if prefix_tokens is not None:
                 per_input["prefix_tokens"] = as_prefix_tensor([prefix_tokens[i] for i in batch]).to(device)
@@ -175,7 +197,10 @@ class Translator:
                 results[index] = [Hypothesis(h.tokens.clone(), h.score, h.positional_scores.clone(), h.alignment)
                                   for h in sentence_hypos[:keep]]
             if progress is not None:
-                progress.update(len(batch))
+                with progress_lock:
+                    progress.update(len(batch))
+
+        map_on_workers(batches, decode, self.workers, make_state=lambda: SequenceGenerator(self.models, config))
         return results  # type: ignore[return-value]
 
     def score(self, sources: Sequence[str], targets: Sequence[str], batch_size: int = 32,

@@ -1,0 +1,91 @@
+"""Several batches decoded at once on CPU worker threads, each with its share of the intra-op threads.
+
+Why: a decoding step is a few dozen small GEMMs and some 700 small ops. Split across 2 intra-op
+threads, each op waits for both halves, and the small ones (torch's CPU flash attention, the
+element-wise ops, int8 activation quantization) barely speed up. Two batches on two threads with
+one intra-op thread each keep both cores busy instead: 13-16 % more throughput at beam 5 over
+batches of 32 on 2 cores (``benchmarks/RESULTS.md``). torch releases the GIL inside its ops, and
+batches are decoded independently: the tokens are those of one batch after the other, and so are the
+scores, bit for bit, when that serial run uses the workers' thread count (threads move the last bits).
+CTranslate2's ``inter_threads`` is the same idea.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable, Sequence, TypeVar
+
+import torch
+
+from fsmt_port.errors import ConfigError
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+State = TypeVar("State")
+
+#: how often the main thread wakes while it waits, so Ctrl-C is not held back by a join
+_POLL_SECONDS = 0.2
+
+
+def check_workers(workers: int, device: torch.device) -> int:
+    """``workers`` if usable on ``device``: a positive count, more than one only on CPU."""
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ConfigError(f"workers must be an integer >= 1, got {workers!r}")
+    if workers > 1 and device.type != "cpu":
+        raise ConfigError(f"workers={workers} decodes batches side by side on CPU threads; on {device.type} "
+                          "use one worker (a GPU runs one batch at a time)")
+    return workers
+
+
+def map_on_workers(items: Sequence[Item], run: Callable[[State, Item], Result], workers: int,
+                   make_state: Callable[[], State] = lambda: None) -> list[Result]:
+    """``[run(state, item) for item in items]``, in order, on up to ``workers`` threads.
+
+    Each thread builds its own ``state`` (e.g. a ``SequenceGenerator``, which holds one batch's
+    caches) and runs with ``torch.get_num_threads() // workers`` intra-op threads (at least one); the
+    caller's thread count is restored afterwards. The first error stops the other threads after
+    their current item and is raised here; so is Ctrl-C, once the current items are done.
+    """
+    workers = min(workers, len(items))
+    if workers <= 1:
+        state = make_state()
+        return [run(state, item) for item in items]
+    threads_before = torch.get_num_threads()
+    per_worker = max(1, threads_before // workers)
+    results: list = [None] * len(items)
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    next_index = iter(range(len(items)))
+
+    def work() -> None:
+        try:
+            torch.set_num_threads(per_worker)  # this thread's OpenMP team (per-thread in torch's OpenMP build)
+            state = make_state()
+            while True:
+                with lock:
+                    index = None if errors else next(next_index, None)
+                if index is None:
+                    return
+                results[index] = run(state, items[index])
+        except BaseException as error:  # noqa: BLE001  (re-raised in the calling thread)
+            with lock:
+                errors.append(error)
+
+    threads = [threading.Thread(target=work, name=f"fsmt-worker-{n}") for n in range(workers)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(_POLL_SECONDS)
+    except KeyboardInterrupt as interrupt:
+        with lock:
+            errors.append(interrupt)  # the workers stop after their current item
+        for thread in threads:
+            thread.join()
+        raise
+    finally:
+        torch.set_num_threads(threads_before)  # torch's count is process-wide: the workers lowered it
+    if errors:
+        raise errors[0]
+    return results
