@@ -214,3 +214,27 @@ def test_small_en_de_model4_reproduces_fairseqs_hypotheses_and_bleu(converted, t
     data = json.loads(score.read_text())
     assert f"{data['bleu']:.2f}" == "35.28" and data["n_obs"] == 1000
     print(f"small-en-de model4, 1000 lines: {elapsed:.1f} s")
+
+
+def test_workers_write_what_one_worker_writes_and_retry_out_of_memory_batches(converted, pair, tmp_path,
+                                                                             monkeypatch, capsys):
+    model = converted(TINY)
+    src, ref = pair(20)
+    assert run(model, src, ref, tmp_path / "plain.de", tmp_path / "plain.json", "--bs", "4") == 0
+    # 2 threads shared by 2 workers: each decodes on 1 thread, as the --threads 1 run above
+    assert run(model, src, ref, tmp_path / "w.de", tmp_path / "w.json", "--bs", "4", "--workers", "2",
+               "--threads", "2") == 0
+    assert (tmp_path / "w.de").read_bytes() == (tmp_path / "plain.de").read_bytes()
+    data = json.loads((tmp_path / "w.json").read_text())
+    assert data["workers"] == 2 and data["bleu"] == json.loads((tmp_path / "plain.json").read_text())["bleu"]
+
+    seen = _generator_that_fits(monkeypatch, limit=3)
+    capsys.readouterr()
+    assert run(model, src, ref, tmp_path / "oom.de", tmp_path / "oom.json", "--bs", "8", "--workers", "2",
+               "--threads", "2") == 0
+    err = capsys.readouterr().err
+    assert "warning: out of memory on a batch of 8 sentences; retrying with batch size 4" in err
+    assert "retrying with batch size 2" in err
+    decoded = [n for n in seen if n <= 3]  # the calls that fit: every sentence once, in halves of halves
+    assert sum(decoded) == 20 and set(decoded) == {2}
+    assert (tmp_path / "oom.de").read_bytes() == (tmp_path / "plain.de").read_bytes()

@@ -2,14 +2,15 @@
 
 CUDA raises ``torch.cuda.OutOfMemoryError``; the CPU allocator raises a
 ``RuntimeError`` saying "can't allocate memory". Either way the failed batch is
-split and retried, the smaller size sticks for the rest of the run, and one
-warning line on stderr names it.
+split and retried, the smaller size sticks for the rest of the run (in every worker
+thread, with ``--workers``), and one warning line on stderr names it.
 """
 
 from __future__ import annotations
 
 import gc
 import sys
+import threading
 from typing import Callable, Sequence
 
 import torch
@@ -17,6 +18,7 @@ import torch
 from fsmt_port.errors import OutOfMemoryError
 from fsmt_port.generation import Hypothesis
 from fsmt_port.translation.translator import Translator, make_batches
+from fsmt_port.translation.workers import map_on_workers
 
 OOM_MESSAGES = ("out of memory", "can't allocate memory")
 
@@ -42,36 +44,47 @@ def generate_with_oom_retry(translator: Translator, id_lists: Sequence[list[int]
                             prefix_tokens: Sequence[list[int]] | None = None,
                             constraint_ids: Sequence[list[list[int]]] | None = None,
                             **generation_kwargs) -> list[list[Hypothesis]]:
-    """``translator.generate_ids`` batch by batch; an OOM batch is halved (down to one sentence).
+    """``translator.generate_ids`` batch by batch, ``translator.workers`` batches at a time; an OOM batch is
+    halved (down to one sentence) and the smaller size sticks for the rest of the run, in every worker.
     ``prefix_tokens``/``constraint_ids``: per input, passed along with its batch."""
     results: list[list[Hypothesis] | None] = [None] * len(id_lists)
-    limit: int | None = None  # the batch size that is known to fit, once an OOM happened
-    pending = make_batches([len(x) for x in id_lists], batch_size, max_tokens)
-    pending.reverse()  # a stack: pop() takes the next batch in make_batches order
-    while pending:
-        batch = pending.pop()
-        if limit is not None and len(batch) > limit:
-            pending.extend(reversed([batch[i:i + limit] for i in range(0, len(batch), limit)]))
-            continue
-        try:
-            per_input = {name: [given[i] for i in batch] for name, given in
-                         (("prefix_tokens", prefix_tokens), ("constraint_ids", constraint_ids)) if given is not None}
-            hypos = translator.generate_ids([id_lists[i] for i in batch], batch_size=len(batch), max_tokens=None,
-                                            **per_input, **generation_kwargs)
-        except Exception as err:  # noqa: BLE001 - only OOM is handled, everything else re-raised
-            if not is_out_of_memory(err):
-                raise
-            _release_memory()
-            if len(batch) == 1:
-                raise OutOfMemoryError(f"out of memory translating a single sentence of {len(id_lists[batch[0]])} "
-                                  "tokens; use a smaller --dtype (fp16/bf16), another --device, or a lower "
-                                  "--max-len-b") from None
-            limit = len(batch) // 2
-            on_warning(f"out of memory on a batch of {len(batch)} sentences; retrying with batch size {limit}")
-            pending.append(batch)
-            continue
-        for index, sentence_hypos in zip(batch, hypos):
-            results[index] = sentence_hypos
-        if progress is not None:
-            progress.update(len(batch))
+    lock = threading.Lock()
+    fits: list[int | None] = [None]  # the batch size known to fit, once an OOM happened
+
+    def decode(_, batch: list[int]) -> None:
+        pending = [batch]  # a stack: pop() takes the next part in order
+        while pending:
+            part = pending.pop()
+            with lock:
+                limit = fits[0]
+            if limit is not None and len(part) > limit:
+                pending.extend(reversed([part[i:i + limit] for i in range(0, len(part), limit)]))
+                continue
+            try:
+                per_input = {name: [given[i] for i in part] for name, given in
+                             (("prefix_tokens", prefix_tokens), ("constraint_ids", constraint_ids)) if given is not None}
+                hypos = translator.generate_ids([id_lists[i] for i in part], batch_size=len(part), max_tokens=None,
+                                                **per_input, **generation_kwargs)
+            except Exception as err:  # noqa: BLE001 - only OOM is handled, everything else re-raised
+                if not is_out_of_memory(err):
+                    raise
+                _release_memory()
+                if len(part) == 1:
+                    raise OutOfMemoryError(f"out of memory translating a single sentence of {len(id_lists[part[0]])} "
+                                           "tokens; use a smaller --dtype (fp16/bf16), another --device, or a lower "
+                                           "--max-len-b") from None
+                with lock:
+                    if fits[0] is None or len(part) // 2 < fits[0]:  # another worker may have lowered it already
+                        fits[0] = len(part) // 2
+                        on_warning(f"out of memory on a batch of {len(part)} sentences; retrying with batch size "
+                                   f"{fits[0]}")
+                pending.append(part)
+                continue
+            for index, sentence_hypos in zip(part, hypos):
+                results[index] = sentence_hypos
+            if progress is not None:
+                with lock:
+                    progress.update(len(part))
+
+    map_on_workers(make_batches([len(x) for x in id_lists], batch_size, max_tokens), decode, translator.workers)
     return results  # type: ignore[return-value]

@@ -57,6 +57,7 @@ class Session:
             "device": str(self.translator.models[0].device),
             "world_size": self.context.world_size,
             "threads": torch.get_num_threads(),
+            "workers": self.translator.workers,
             "batch_size": args.batch_size,
             "max_tokens": args.max_tokens,
             "truncate": args.truncate,
@@ -79,5 +80,6 @@ def start_session(args: argparse.Namespace, outputs: list[str | Path]) -> Sessio
     start = time.perf_counter()
     model_dirs = [resolve_model_dir(d, **hub_kwargs(args)) for d in args.model_dirs]
     translator = Translator.from_pretrained(model_dirs, device=context.device(args.device), dtype=args.dtype,
-                                            quantize=args.quantize, trust_checkpoint=args.trust_checkpoint)
+                                            quantize=args.quantize, trust_checkpoint=args.trust_checkpoint,
+                                            workers=args.workers)
     return Session(args, context, data, translator, time.perf_counter() - start, model_dirs)

@@ -58,10 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--restart", action="store_true",
                     help="drop what an interrupted run with this --output committed and start over")
     add_generation_options(parser)
-    add_runtime_options(parser).add_argument(
-        "--workers", type=int, default=1,
-        help="CPU only: decode this many batches side by side, each on --threads / N threads; same output, "
-             "more throughput on few cores (default: %(default)s)")
+    add_runtime_options(parser)
     add_hub_options(parser)
     return parser
 
