@@ -86,5 +86,6 @@ def generate_with_oom_retry(translator: Translator, id_lists: Sequence[list[int]
                 with lock:
                     progress.update(len(part))
 
-    map_on_workers(make_batches([len(x) for x in id_lists], batch_size, max_tokens), decode, translator.workers)
+    workers = getattr(translator, "workers", 1)  # any object with ``generate_ids`` will do
+    map_on_workers(make_batches([len(x) for x in id_lists], batch_size, max_tokens), decode, workers)
     return results  # type: ignore[return-value]
