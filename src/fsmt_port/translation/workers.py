@@ -1,10 +1,10 @@
 """Several batches decoded at once on CPU worker threads, each with its share of the intra-op threads.
 
-Why: a decoding step is a few dozen small GEMMs and some 700 small ops. Split across 2 intra-op
+Why: a decoding step is a few dozen small GEMMs and a few hundred small ops. Split across 2 intra-op
 threads, each op waits for both halves, and the small ones (torch's CPU flash attention, the
 element-wise ops, int8 activation quantization) barely speed up. Two batches on two threads with
-one intra-op thread each keep both cores busy instead: 13-16 % more throughput at beam 5 over
-batches of 32 on 2 cores (``benchmarks/RESULTS.md``). torch releases the GIL inside its ops, and
+one intra-op thread each keep both cores busy instead: 1.2-1.3x the throughput at beam 5 over
+batches of 32 and 128 on 2 cores, fp32 and int8 (``benchmarks/RESULTS.md``, session 8). torch releases the GIL inside its ops, and
 batches are decoded independently: the tokens are those of one batch after the other, and so are the
 scores, bit for bit, when that serial run uses the workers' thread count (threads move the last bits).
 CTranslate2's ``inter_threads`` is the same idea.
