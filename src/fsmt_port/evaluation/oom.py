@@ -49,14 +49,15 @@ def generate_with_oom_retry(translator: Translator, id_lists: Sequence[list[int]
     ``prefix_tokens``/``constraint_ids``: per input, passed along with its batch."""
     results: list[list[Hypothesis] | None] = [None] * len(id_lists)
     lock = threading.Lock()
-    fits: list[int | None] = [None]  # the batch size known to fit, once an OOM happened
+    fits: int | None = None  # the batch size known to fit, once an OOM happened
 
     def decode(_, batch: list[int]) -> None:
+        nonlocal fits
         pending = [batch]  # a stack: pop() takes the next part in order
         while pending:
             part = pending.pop()
             with lock:
-                limit = fits[0]
+                limit = fits
             if limit is not None and len(part) > limit:
                 pending.extend(reversed([part[i:i + limit] for i in range(0, len(part), limit)]))
                 continue
@@ -74,10 +75,10 @@ def generate_with_oom_retry(translator: Translator, id_lists: Sequence[list[int]
                                            "tokens; use a smaller --dtype (fp16/bf16), another --device, or a lower "
                                            "--max-len-b") from None
                 with lock:
-                    if fits[0] is None or len(part) // 2 < fits[0]:  # another worker may have lowered it already
-                        fits[0] = len(part) // 2
+                    if fits is None or len(part) // 2 < fits:  # another worker may have lowered it already
+                        fits = len(part) // 2
                         on_warning(f"out of memory on a batch of {len(part)} sentences; retrying with batch size "
-                                   f"{fits[0]}")
+                                   f"{fits}")
                 pending.append(part)
                 continue
             for index, sentence_hypos in zip(part, hypos):
