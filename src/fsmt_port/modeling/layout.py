@@ -17,7 +17,9 @@ from __future__ import annotations
 
 from torch import nn
 
-COLUMN_MAJOR_MAX_IN = 512
+from fsmt_port.modeling.linear import COLUMN_MAJOR_MAX_IN  # one threshold for both column-major uses
+
+__all__ = ["COLUMN_MAJOR_MAX_IN", "relayout_output_projection"]
 
 
 def relayout_output_projection(decoder: nn.Module) -> None:
