@@ -12,7 +12,8 @@ import golden
 from fsmt_port.errors import ConfigError, InputError
 from fsmt_port.translation.cli import main as translate_main
 from fsmt_port.translation.translator import Translator
-from fsmt_port.translation.workers import check_workers, map_on_workers
+from fsmt_port.generation.generator import SequenceGenerator
+from fsmt_port.translation.workers import check_workers, map_on_workers, resolve_workers
 from parity import mismatches
 
 MODEL = "tiny-en-de-joint"
@@ -74,6 +75,25 @@ def test_unusable_worker_counts_are_refused(workers, device, needle):
     assert check_workers(1, torch.device(device)) == 1
 
 
+@pytest.mark.parametrize("threads,device,seeded,expected", [
+    (2, "cpu", False, 2),  # auto: two batches side by side on two cores
+    (8, "cpu", False, 2),  # two workers at most, each on 4 threads
+    (1, "cpu", False, 1),  # one thread: nothing to share
+    (2, "cpu", True, 1),  # a seeded sampling run keeps its one stream of draws
+    (2, "cuda", False, 1),  # a GPU runs one batch at a time
+])
+def test_auto_workers_are_two_on_a_multi_threaded_cpu_else_one(threads, device, seeded, expected):
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        assert resolve_workers(check_workers("auto", torch.device(device)), torch.device(device), seeded) == expected
+    finally:
+        torch.set_num_threads(before)
+    assert resolve_workers(3, torch.device("cpu")) == 3  # a count given is kept
+    with pytest.raises(ConfigError, match="seeded sampling run.*use one worker"):
+        resolve_workers(2, torch.device("cpu"), seeded_sampling=True)
+
+
 def _golden_texts(count):
     expected = golden.load_expected(MODEL)
     texts = {s["index"]: s["text"] for s in expected["sentences"]}
@@ -122,6 +142,32 @@ def test_a_seeded_sampling_run_needs_one_worker(converted):
         translator.translate(["a dog runs .", "two men ."], batch_size=1, sampling=True, seed=3, num_beams=2)
 
 
+def test_the_default_decodes_two_batches_on_two_threads_and_matches_one_worker(converted, monkeypatch):
+    texts, results = _golden_texts(16)
+    torch.set_num_threads(2)
+    translator = Translator.from_pretrained(converted(MODEL))
+    assert translator.workers == "auto" and translator.workers_for() == 2
+    threads = set()
+    generate = SequenceGenerator.generate
+
+    def recording(self, *args, **kwargs):
+        threads.add(threading.get_ident())
+        return generate(self, *args, **kwargs)
+
+    monkeypatch.setattr(SequenceGenerator, "generate", recording)
+    ids = translator.encode(texts)
+    ours = translator.generate_ids(ids, batch_size=4, num_beams=5, length_penalty=1.0)
+    assert len(threads) == 2 and threading.get_ident() not in threads
+    problems, _ = mismatches({r["index"]: hypos for r, hypos in zip(results, ours)}, results)
+    assert not problems, problems[:3]
+    threads.clear()
+    sampled = translator.generate_ids(ids, batch_size=4, sampling=True, seed=5, num_beams=2)
+    assert threads == {threading.get_ident()}  # auto: one worker for a seeded sampling run, no refusal
+    translator.workers = 1
+    assert [[h.tokens.tolist() for h in hs] for hs in translator.generate_ids(
+        ids, batch_size=4, sampling=True, seed=5, num_beams=2)] == [[h.tokens.tolist() for h in hs] for hs in sampled]
+
+
 def _translate(capsys, *argv):
     code = translate_main([str(a) for a in argv])
     captured = capsys.readouterr()
@@ -145,6 +191,7 @@ def test_cli_workers_write_what_one_worker_writes(capsys, converted, tmp_path):
 @pytest.mark.parametrize("argv,needle", [
     (["--workers", "0"], "workers must be an integer >= 1"),
     (["--workers", "2", "--sampling", "--seed", "1"], "use one worker"),
+    (["--workers", "-1"], "workers must be an integer >= 1 or 'auto'"),
 ])
 def test_cli_bad_workers_give_one_clear_line(capsys, converted, tmp_path, argv, needle):
     source = tmp_path / "in.txt"

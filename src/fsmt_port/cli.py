@@ -99,9 +99,10 @@ def add_runtime_options(parser: argparse.ArgumentParser) -> None:
                        help="sentences per batch (default: 32 unless --max-tokens is given)")
     group.add_argument("--max-tokens", type=int, default=None, help="padded source tokens per batch")
     add_device_options(group)
-    group.add_argument("--workers", type=int, default=1,
+    group.add_argument("--workers", type=_workers, default="auto",
                        help="CPU only: decode this many batches side by side, each on --threads / N threads; same "
-                            "tokens, more throughput on few cores (default: %(default)s)")
+                            "tokens, more throughput on few cores. auto: 2 with 2+ threads, 1 for a GPU or a "
+                            "seeded sampling run (default: %(default)s)")
     group.add_argument("--truncate", action="store_true",
                        help="cut inputs longer than the model's max positions instead of failing")
     group.add_argument("--encoding-errors", default="strict", choices=ERROR_POLICIES,
@@ -148,6 +149,16 @@ def _bool(text: str) -> bool:
     if value is None:
         raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
     return value
+
+
+def _workers(text: str) -> int | str:
+    """``--workers``: "auto" or an integer (its range is checked with the device, ``translation.workers``)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1 or auto, got {text!r}") from None
 
 
 def progress_bar(total: int | None, quiet: bool, desc: str, unit: str = "sent"):

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 import torch
 
 from fsmt_port.errors import OutOfMemoryError
-from fsmt_port.generation import Hypothesis
+from fsmt_port.generation import Hypothesis, resolve_generation_config
 from fsmt_port.translation.translator import Translator, make_batches
 from fsmt_port.translation.workers import map_on_workers
 
@@ -87,6 +87,8 @@ def generate_with_oom_retry(translator: Translator, id_lists: Sequence[list[int]
                 with lock:
                     progress.update(len(part))
 
-    workers = getattr(translator, "workers", 1)  # any object with ``generate_ids`` will do
+    # any object with ``generate_ids`` will do; a Translator says how many workers this run takes
+    workers = translator.workers_for(resolve_generation_config(translator.generation_config, **generation_kwargs)) \
+        if hasattr(translator, "workers_for") else 1
     map_on_workers(make_batches([len(x) for x in id_lists], batch_size, max_tokens), decode, workers)
     return results  # type: ignore[return-value]

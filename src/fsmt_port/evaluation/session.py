@@ -57,7 +57,8 @@ class Session:
             "device": str(self.translator.models[0].device),
             "world_size": self.context.world_size,
             "threads": torch.get_num_threads(),
-            "workers": self.translator.workers,
+            "workers": self.translator.workers_for(
+                resolve_generation_config(self.translator.generation_config, **generation_kwargs(args))),
             "batch_size": args.batch_size,
             "max_tokens": args.max_tokens,
             "truncate": args.truncate,

@@ -26,7 +26,7 @@ from fsmt_port.modeling.quantization import quantize_int8
 from fsmt_port.tokenization.padding import left_pad
 from fsmt_port.tokenization.tokenizer import FSMTTokenizer
 from fsmt_port.translation.windows import DEFAULT_BUFFER_SIZE, read_windows
-from fsmt_port.translation.workers import check_workers, map_on_workers
+from fsmt_port.translation.workers import AUTO, check_workers, map_on_workers, resolve_workers
 
 QUANTIZATIONS = ("none", "int8")
 
@@ -85,8 +85,8 @@ def pad_left(rows: list[list[int]], pad: int = 1) -> torch.Tensor:
 
 class Translator:
     def __init__(self, models: list[FSMTForConditionalGeneration], tokenizer: FSMTTokenizer,
-                 generation_config: GenerationConfig | None = None, workers: int = 1) -> None:
-        """``workers``: batches decoded side by side on CPU threads (``translation.workers``)."""
+                 generation_config: GenerationConfig | None = None, workers: int | str = AUTO) -> None:
+        """``workers``: batches decoded side by side on CPU threads, or "auto" (``translation.workers``)."""
         self.models = models
         self.tokenizer = tokenizer
         self.generation_config = generation_config or models[0].generation_config
@@ -94,22 +94,28 @@ class Translator:
         self.model_dirs: list[Path] | None = None
 
     @property
-    def workers(self) -> int:
+    def workers(self) -> int | str:
         return self._workers
 
     @workers.setter
-    def workers(self, value: int) -> None:
+    def workers(self, value: int | str) -> None:
         self._workers = check_workers(value, self.models[0].device)
+
+    def workers_for(self, config: GenerationConfig | None = None) -> int:
+        """How many batches decode side by side under ``config`` (default: this translator's)."""
+        config = config or self.generation_config
+        return resolve_workers(self.workers, self.models[0].device, config.sampling and config.seed is not None)
 
     @classmethod
     def from_pretrained(cls, model_dirs: Sequence[str | os.PathLike] | str | os.PathLike,
                         device: str | None = None, dtype: str | None = None, quantize: str = "none", *,
                         revision: str | None = None, local_files_only: bool = False,
                         cache_dir: str | os.PathLike | None = None, trust_checkpoint: bool = False,
-                        workers: int = 1) -> "Translator":
+                        workers: int | str = AUTO) -> "Translator":
         """Model folder(s) or hub repo id(s) (several = an ensemble); ``revision`` applies to every hub id.
         ``trust_checkpoint``: see ``FSMTForConditionalGeneration.from_pretrained``. ``workers``: batches
-        decoded side by side on CPU, each on ``torch.get_num_threads() // workers`` threads."""
+        decoded side by side on CPU, each on ``torch.get_num_threads() // workers`` threads; "auto": see
+        ``translation.workers``."""
         if isinstance(model_dirs, (str, os.PathLike)):
             model_dirs = [model_dirs]
         if not model_dirs:
@@ -175,10 +181,7 @@ class Translator:
             generation_kwargs["constraints"] = "ordered"
         config = resolve_generation_config(self.generation_config, **generation_kwargs)
         batches = make_batches([len(x) for x in id_lists], batch_size, max_tokens)
-        if self.workers > 1 and config.sampling and config.seed is not None:
-            raise ConfigError(f"a seeded sampling run draws one stream over the batches in order; with "
-                              f"workers={self.workers} the order would depend on thread timing: use one worker "
-                              "or no seed")
+        workers = self.workers_for(config)
         device = self.models[0].device
         for name, given in (("prefix_tokens", prefix_tokens), ("constraint_ids", constraint_ids)):
             if given is not None and len(given) != len(id_lists):
@@ -200,7 +203,7 @@ class Translator:
                 with progress_lock:
                     progress.update(len(batch))
 
-        map_on_workers(batches, decode, self.workers, make_state=lambda: SequenceGenerator(self.models, config))
+        map_on_workers(batches, decode, workers, make_state=lambda: SequenceGenerator(self.models, config))
         return results  # type: ignore[return-value]
 
     def score(self, sources: Sequence[str], targets: Sequence[str], batch_size: int = 32,

@@ -8,6 +8,12 @@ batches of 32 and 128 on 2 cores, fp32 and int8 (``benchmarks/RESULTS.md``, sess
 batches are decoded independently: the tokens are those of one batch after the other, and so are the
 scores, bit for bit, when that serial run uses the workers' thread count (threads move the last bits).
 CTranslate2's ``inter_threads`` is the same idea.
+
+``workers="auto"`` (the default of ``fsmt-translate``, ``run_eval`` and ``Translator``) is ``AUTO_WORKERS``
+on a CPU with at least that many intra-op threads, else one: one worker for a GPU, a single thread, or a
+seeded sampling run (whose one stream of draws follows the batch order). A window of one batch always
+runs on the calling thread with all the threads. Two, not one per core: each worker holds one batch's
+caches, and two already keep two cores busy (the only count measured, ``benchmarks/RESULTS.md``).
 """
 
 from __future__ import annotations
@@ -23,18 +29,37 @@ Item = TypeVar("Item")
 Result = TypeVar("Result")
 State = TypeVar("State")
 
+AUTO = "auto"
+#: the worker count "auto" chooses where it can
+AUTO_WORKERS = 2
+
 #: how often the main thread wakes while it waits, so Ctrl-C is not held back by a join
 _POLL_SECONDS = 0.2
 
 
-def check_workers(workers: int, device: torch.device) -> int:
-    """``workers`` if usable on ``device``: a positive count, more than one only on CPU."""
+def check_workers(workers: int | str, device: torch.device) -> int | str:
+    """``workers`` if usable on ``device``: "auto", or a positive count, more than one only on CPU."""
+    if workers == AUTO:
+        return AUTO
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-        raise ConfigError(f"workers must be an integer >= 1, got {workers!r}")
+        raise ConfigError(f"workers must be an integer >= 1 or {AUTO!r}, got {workers!r}")
     if workers > 1 and device.type != "cpu":
         raise ConfigError(f"workers={workers} decodes batches side by side on CPU threads; on {device.type} "
                           "use one worker (a GPU runs one batch at a time)")
     return workers
+
+
+def resolve_workers(workers: int | str, device: torch.device, seeded_sampling: bool = False) -> int:
+    """The worker count to decode with: ``workers`` as given, or what "auto" means here (module docstring)."""
+    if workers != AUTO:
+        if workers > 1 and seeded_sampling:
+            raise ConfigError(f"a seeded sampling run draws one stream over the batches in order; with "
+                              f"workers={workers} the order would depend on thread timing: use one worker "
+                              "or no seed")
+        return workers
+    if device.type != "cpu" or seeded_sampling:
+        return 1
+    return max(1, min(AUTO_WORKERS, torch.get_num_threads()))
 
 
 def map_on_workers(items: Sequence[Item], run: Callable[[State, Item], Result], workers: int,
