@@ -44,7 +44,7 @@ def generate_with_oom_retry(translator: Translator, id_lists: Sequence[list[int]
                             prefix_tokens: Sequence[list[int]] | None = None,
                             constraint_ids: Sequence[list[list[int]]] | None = None,
                             **generation_kwargs) -> list[list[Hypothesis]]:
-    """``translator.generate_ids`` batch by batch, ``translator.workers`` batches at a time; an OOM batch is
+    """``translator.generate_ids`` batch by batch, ``translator.workers_for`` batches at a time; an OOM batch is
     halved (down to one sentence) and the smaller size sticks for the rest of the run, in every worker.
     ``prefix_tokens``/``constraint_ids``: per input, passed along with its batch."""
     results: list[list[Hypothesis] | None] = [None] * len(id_lists)

@@ -173,7 +173,7 @@ class Translator:
         tensors are copied out of the batch's buffers, so a finished batch frees its memory.
         ``prefix_tokens`` / ``constraint_ids``: per input, target ids (see ``generation.generate``);
         constraint lists alone mean ``constraints="ordered"``.
-        One generator serves every batch (per worker thread with ``self.workers`` > 1), so a ``seed``
+        One generator serves every batch (one per worker thread when several decode), so a ``seed``
         gives one reproducible stream of draws; a seeded sampling run therefore needs one worker.
         """
         if constraint_ids is not None and generation_kwargs.get("constraints") is None \
