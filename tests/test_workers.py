@@ -10,9 +10,9 @@ import torch
 
 import golden
 from fsmt_port.errors import ConfigError, InputError
+from fsmt_port.generation.generator import SequenceGenerator
 from fsmt_port.translation.cli import main as translate_main
 from fsmt_port.translation.translator import Translator
-from fsmt_port.generation.generator import SequenceGenerator
 from fsmt_port.translation.workers import check_workers, map_on_workers, resolve_workers
 from parity import mismatches
 

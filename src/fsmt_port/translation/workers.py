@@ -59,7 +59,7 @@ def resolve_workers(workers: int | str, device: torch.device, seeded_sampling: b
         return workers
     if device.type != "cpu" or seeded_sampling:
         return 1
-    return max(1, min(AUTO_WORKERS, torch.get_num_threads()))
+    return min(AUTO_WORKERS, torch.get_num_threads())
 
 
 def map_on_workers(items: Sequence[Item], run: Callable[[State, Item], Result], workers: int,
