@@ -18,6 +18,7 @@ from typing import Callable
 from fsmt_port.errors import FSMTPortError
 from fsmt_port.files import ERROR_POLICIES
 from fsmt_port.modeling.model import DTYPE_CHOICES
+from fsmt_port.translation.workers import AUTO
 
 
 class _UnderscoreSpellings:
@@ -99,7 +100,7 @@ def add_runtime_options(parser: argparse.ArgumentParser) -> None:
                        help="sentences per batch (default: 32 unless --max-tokens is given)")
     group.add_argument("--max-tokens", type=int, default=None, help="padded source tokens per batch")
     add_device_options(group)
-    group.add_argument("--workers", type=_workers, default="auto",
+    group.add_argument("--workers", type=_workers, default=AUTO,
                        help="CPU only: decode this many batches side by side, each on --threads / N threads; same "
                             "tokens, more throughput on few cores. auto: 2 with 2+ threads, 1 for a GPU or a "
                             "seeded sampling run (default: %(default)s)")
@@ -153,8 +154,8 @@ def _bool(text: str) -> bool:
 
 def _workers(text: str) -> int | str:
     """``--workers``: "auto" or an integer (its range is checked with the device, ``translation.workers``)."""
-    if text.strip().lower() == "auto":
-        return "auto"
+    if text.strip().lower() == AUTO:
+        return AUTO
     try:
         return int(text)
     except ValueError:
